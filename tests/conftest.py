@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests run on CPU with few threads so that the suite behaves on 2 cores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REALDATA = PROJECT_ROOT.parent / "shared" / "realdata"
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """``../shared/realdata``; tests that need it are skipped where it is absent."""
+    if not REALDATA.is_dir():
+        pytest.skip("../shared/realdata not present")
+    return REALDATA
