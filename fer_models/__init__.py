@@ -7,9 +7,16 @@ Stand-alone: depends on torch/torchvision only, never on ``pipeline``::
     fer_models.list_models()
 """
 
-from fer_models.registry import create_model, list_models, model_entrypoint, register_model
+from fer_models.registry import (
+    create_model,
+    list_models,
+    model_default_cfg,
+    model_entrypoint,
+    model_variants,
+    register_model,
+)
 
 # importing the model files registers them
 from fer_models import _zoo  # noqa: F401,E402
 
-__all__ = ["create_model", "list_models", "model_entrypoint", "register_model"]
+__all__ = ["create_model", "list_models", "model_default_cfg", "model_entrypoint", "model_variants", "register_model"]
