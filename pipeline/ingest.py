@@ -1,0 +1,126 @@
+"""Stage ``ingest``: read one dataset's native layout into ``manifest.parquet`` (+ quarantine, summary).
+
+``fer-pipeline ingest <dataset> --raw data/raw/<dataset> --out data/interim/<dataset>``
+
+The dataset's reader (:mod:`pipeline.readers`) lists candidates and quarantined inputs in a fixed
+order; candidates are decoded chunk by chunk by the pure :func:`pipeline.readers.decode.decode_chunk`
+— one Prefect task per chunk (:func:`pipeline.orchestration.run_chunks`), a window of chunks per
+flow run so memory stays bounded — and :class:`pipeline.manifest.ManifestWriter` accounts for and
+writes everything in scan order. Params: ``ingest.defaults`` + ``ingest.<dataset>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+MapChunks = Callable[[Sequence[Sequence[Any]]], list[list[Any]]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="fer2013, ckplus, jaffe, rafdb or kdef")
+    parser.add_argument("--raw", required=True, type=Path, help="the dataset's native layout, data/raw/<dataset>")
+    parser.add_argument("--out", required=True, type=Path, help="output directory, data/interim/<dataset>")
+    parser.add_argument("--params", default=None, help="params file (default: ./params.yaml or $FER_PARAMS)")
+    parser.add_argument("--no-prefect", action="store_true",
+                        help="decode chunks in this process instead of as Prefect tasks (same output)")
+
+
+def map_sequential(chunks: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Decode chunks one after the other in this process."""
+    from pipeline.readers.decode import decode_chunk
+
+    return [decode_chunk(c) for c in chunks]
+
+
+def map_prefect(flow_name: str, chunks: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Decode chunks as Prefect tasks (runner from ``flow`` in params.yaml), results in order."""
+    from pipeline import orchestration
+    from pipeline.readers.decode import decode_chunk
+
+    return orchestration.run_chunks(flow_name, decode_chunk, chunks)
+
+
+def _windows(items: Iterable[Any], chunk_size: int, window_chunks: int) -> Iterator[list[list[Any]]]:
+    """``items`` as consecutive windows of at most ``window_chunks`` chunks of ``chunk_size``."""
+    it = iter(items)
+    while True:
+        window = []
+        for _ in range(window_chunks):
+            chunk = list(itertools.islice(it, chunk_size))
+            if not chunk:
+                break
+            window.append(chunk)
+        if not window:
+            return
+        yield window
+
+
+def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
+                   map_chunks: MapChunks = map_sequential, progress: bool = True) -> dict[str, Any]:
+    """Ingest ``raw`` (the native layout of ``dataset``) into ``out``; returns the summary.
+
+    Args:
+        dataset: a name known to :func:`pipeline.readers.get_reader`.
+        raw: the raw root; a missing or wrongly laid out root raises ``LayoutError`` at once.
+        out: the output directory, replaced atomically.
+        cfg: ``ingest`` params for the dataset (``chunk_size``, ``window_chunks``, ``chunk_bytes``,
+            ``drop_duplicates`` and the reader's own keys).
+        map_chunks: decodes a list of chunks, returning their results in order.
+        progress: show a tqdm progress bar (on a terminal).
+    """
+    from tqdm import tqdm
+
+    from pipeline.manifest import ManifestWriter
+    from pipeline.readers import get_reader
+
+    scan = get_reader(dataset).scan(Path(raw), cfg)
+    chunk_size = int(cfg.get("chunk_size", 256))
+    window_chunks = int(cfg.get("window_chunks", 16))
+    bar = tqdm(total=scan.total, desc=f"ingest {dataset}", unit="img", disable=None if progress else True)
+    with ManifestWriter(out, dataset, chunk_size=chunk_size, chunk_bytes=int(cfg.get("chunk_bytes", 64 << 20)),
+                        drop_duplicates=bool(cfg.get("drop_duplicates", True))) as writer:
+        for window in _windows(scan.items, chunk_size, window_chunks):
+            for results in map_chunks(window):
+                for result in results:
+                    writer.add(result)
+                bar.update(len(results))
+        bar.close()
+        return writer.finish(scan.info)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a few human lines (printed by the stage)."""
+    lines = [f"{summary['dataset']}: read {summary['read']} = kept {summary['kept']} + "
+             f"quarantined {summary['quarantined']}  (layout {summary.get('layout')})"]
+    if summary["per_class"]:
+        lines.append("  per class: " + ", ".join(f"{k} {v}" for k, v in summary["per_class"].items()))
+    if summary["per_source_split"]:
+        lines.append("  per source split: " + ", ".join(f"{k} {v}" for k, v in summary["per_source_split"].items()))
+    if summary["per_reason"]:
+        lines.append("  quarantined: " + ", ".join(f"{k} {v}" for k, v in summary["per_reason"].items()))
+    if summary.get("ignored"):
+        ign = summary["ignored"]
+        lines.append(f"  ignored {ign['count']} non-image/unused file(s) ({ign['why']}), e.g. "
+                     + ", ".join(ign["examples"][:3]))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline import params
+    from pipeline.readers import LayoutError
+
+    cfg = params.section("ingest", args.dataset, path=args.params)
+    mapper = map_sequential if args.no_prefect else partial(map_prefect, f"ingest-{args.dataset}")
+    try:
+        summary = ingest_dataset(args.dataset, args.raw, args.out, cfg, map_chunks=mapper)
+    except (LayoutError, ValueError) as exc:
+        print(f"fer-pipeline ingest: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    print(f"wrote {args.out}/manifest.parquet, quarantine.parquet, summary.json")
+    return 0
