@@ -1,0 +1,96 @@
+"""Model complexity: parameter counts and FLOPs, with fvcore doing the counting.
+
+Two FLOP conventions, both counted by ``fvcore.nn.FlopCountAnalysis`` on a traced forward pass in
+eval mode:
+
+* ``"fvcore"`` (default): fvcore's own handles -- one multiply-add of a convolution, linear layer or
+  matrix product counts as **one** flop; eval-mode batch norm counts 2 per output element (1 without
+  affine); adaptive average pooling, upsampling and other norms count their elements; element-wise
+  ops (ReLU, sigmoid, add, mul, softmax) count nothing.
+* ``"paper"``: the convention of EAN's paper (paper 004, Table 1): multiply-adds of convolutions,
+  linear layers and matrix products + 2 x the output elements of every batch norm, nothing else.
+  EAN at 3x44x44 gives 5,054,662 = 4,567,536 conv2d MACs + 504 ECA conv1d MACs + 486,622 BN flops
+  (paper: 5.054 M).
+
+fvcore warns about every operator it has no handle for (sigmoid, add, ...); those warnings are
+silenced here because the conventions above define them as free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+__all__ = ["count_params", "count_flops", "FLOP_CONVENTIONS"]
+
+FLOP_CONVENTIONS = ("fvcore", "paper")
+
+# fvcore operator names counted in the "paper" convention (every other default handle is dropped)
+_PAPER_OPS = frozenset({
+    "aten::_convolution", "aten::addmm", "aten::bmm", "aten::einsum", "aten::linear", "aten::matmul",
+    "aten::mm", "aten::batch_norm",
+})
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model`` (buffers such as BN running statistics excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _quiet_fvcore() -> contextlib.ExitStack:
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    logger = logging.getLogger("fvcore")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    stack.callback(logger.setLevel, level)
+    return stack
+
+
+def flop_analysis(model: nn.Module, input_shape: Sequence[int], convention: str = "fvcore"):
+    """A configured ``fvcore.nn.FlopCountAnalysis`` of ``model`` on a zero batch of ``input_shape``.
+
+    Call ``.total()``, ``.by_module()`` or ``.by_operator()`` on the result inside
+    :func:`_quiet_fvcore` if the warnings matter to you; :func:`count_flops` does that.
+    """
+    if convention not in FLOP_CONVENTIONS:
+        raise ValueError(f"unknown FLOP convention {convention!r}; known: {', '.join(FLOP_CONVENTIONS)}")
+    from fvcore.nn import FlopCountAnalysis
+
+    x = torch.zeros(*input_shape)
+    analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    if convention == "paper":
+        dropped = {name: None for name in analysis._op_handles if name not in _PAPER_OPS}
+        analysis.set_op_handle(**dropped)
+    return analysis
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int], convention: str = "fvcore") -> int:
+    """FLOPs of one forward pass of ``model`` on a tensor of ``input_shape`` (batch included).
+
+    Args:
+        model: the network; counted in eval mode (its mode is restored afterwards).
+        input_shape: e.g. ``(1, 3, 44, 44)``; pass batch 1 for per-image FLOPs.
+        convention: ``"fvcore"`` or ``"paper"`` (see the module docstring).
+
+    Returns:
+        The total count (one multiply-add = one flop in both conventions).
+    """
+    with _eval_mode(model), torch.no_grad(), _quiet_fvcore():
+        return int(flop_analysis(model, input_shape, convention).total())
