@@ -1,0 +1,238 @@
+"""The one PyTorch loader over processed shards: :class:`ShardDataset`.
+
+Selection:
+
+* ``ShardDataset(root, split="train")`` — the training rows (originals and derived rows);
+  ``split="validation"`` / ``"test"`` — originals only (derived rows are for training only).
+* ``ShardDataset(root, fold=3, part="train")`` — a k-fold dataset's training part of fold 3: rows
+  whose ``fold`` is not 3, including derived rows of those; ``part="test"`` — the originals of fold 3.
+
+Samples are ``(image, label)``: ``image`` a float tensor ``C x H x W`` in [0, 1] (``channels`` 1 or
+3, resized to ``size``; optional albumentations ``transform`` on the uint8 image first, optional
+``mean``/``std`` after), ``label`` the contiguous index into :attr:`ShardDataset.classes` (the
+unified labels present in the whole shard directory, so train and test agree; or the ``classes``
+given, e.g. from a checkpoint).
+
+Files are opened lazily in each worker and the dataset pickles without open handles or caches, so
+it works with ``DataLoader(num_workers>0)``. The PNG bytes of the selection are held in memory when
+they fit in ``cache_mb`` (one read per file), otherwise row groups are read on demand (a small LRU);
+``cache_decoded`` also keeps the decoded, resized uint8 arrays (per worker).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline.labels import LABEL_INDEX, LABEL_NAMES
+from pipeline.shards import shard_files
+
+try:  # the base class only; torch is imported lazily elsewhere
+    from torch.utils.data import Dataset as _TorchDataset
+except ImportError:  # pragma: no cover - torch is a dependency
+    _TorchDataset = object
+
+INDEX_COLUMNS = ["label", "split", "fold", "parent_id"]
+
+
+def labels_present(root: str | os.PathLike) -> list[int]:
+    """The unified label indices that occur in the shards under ``root``, ascending."""
+    present: set[int] = set()
+    for path in shard_files(root):
+        present.update(pq.read_table(path, columns=["label"]).column(0).unique().to_pylist())
+    return sorted(present)
+
+
+def contiguous_labels(labels: Iterable[int | str]) -> tuple[list[str], dict[int, int]]:
+    """Class names and the map unified index -> ``0..K-1`` for the labels given (indices or names)."""
+    unified = sorted({LABEL_INDEX[x] if isinstance(x, str) else int(x) for x in labels})
+    return [LABEL_NAMES[u] for u in unified], {u: i for i, u in enumerate(unified)}
+
+
+class ShardDataset(_TorchDataset):
+    """A map-style PyTorch dataset over the shards of one processed dataset.
+
+    Args:
+        root: the processed dataset directory (``data/processed/<dataset>``).
+        split: ``train``, ``validation`` or ``test`` (when ``fold`` is not given).
+        fold: a k-fold dataset's fold; selects by ``fold`` column instead of by split.
+        part: with ``fold``: ``train`` (other folds, with derived rows) or ``test`` (originals of
+            ``fold``).
+        include_augmented: keep derived rows in a training selection (default True); evaluation
+            selections never include them.
+        channels: 1 (grey) or 3 (RGB).
+        size: output size, an int (square) or ``(height, width)``; ``None`` keeps the stored size.
+        transform: an albumentations transform (or any callable ``image=uint8 array -> {"image": ...}``)
+            applied to the uint8 image before conversion to a tensor (online augmentation).
+        mean, std: per-channel normalisation after scaling to [0, 1].
+        classes: class names fixing the label order (default: labels present under ``root``).
+        cache_mb: hold the selection's PNG bytes in memory when they total at most this.
+        cache_decoded: also keep decoded, resized uint8 arrays in memory (small datasets).
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str | None = "train", *, fold: int | None = None,
+                 part: str = "train", include_augmented: bool = True, channels: int = 1,
+                 size: int | Sequence[int] | None = 48, transform: Callable[..., Any] | None = None,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 classes: Sequence[str] | None = None, cache_mb: float = 512, cache_decoded: bool = False):
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        self.root = Path(root)
+        self.channels = channels
+        self.size = None if size is None else ((int(size), int(size)) if isinstance(size, int) else tuple(size))
+        self.transform = transform
+        self.mean = None if mean is None else np.asarray(mean, np.float32).reshape(-1, 1, 1)
+        self.std = None if std is None else np.asarray(std, np.float32).reshape(-1, 1, 1)
+        self.cache_decoded = cache_decoded
+        names, self.unified_to_index = contiguous_labels(classes if classes is not None else labels_present(root))
+        self.classes: list[str] = names
+
+        if fold is None:
+            if split not in ("train", "validation", "test"):
+                raise ValueError(f"split must be train, validation or test, got {split!r}")
+            files = shard_files(root, split)
+            evaluation = split != "train"
+        else:
+            if part not in ("train", "test"):
+                raise ValueError(f"part must be train or test, got {part!r}")
+            files = shard_files(root)
+            evaluation = part == "test"
+        if not files:
+            raise FileNotFoundError(f"{root}: no shards for split={split!r} fold={fold!r}")
+        self.files = [str(p) for p in files]
+
+        file_idx, row_idx, labels, group_of, rg_starts = [], [], [], [], []
+        for f, path in enumerate(self.files):
+            pfile = pq.ParquetFile(path)
+            t = pfile.read(columns=INDEX_COLUMNS)
+            lab = t.column("label").to_numpy()
+            keep = np.ones(len(lab), bool)
+            folds = t.column("fold").to_numpy()
+            derived = t.column("parent_id").is_valid().to_numpy(zero_copy_only=False)
+            if fold is not None:
+                if not (folds >= 0).any():
+                    raise ValueError(f"{path}: no k-fold rows (fold is -1), but fold={fold} was asked for")
+                keep &= (folds == fold) if part == "test" else ((folds != fold) & (folds >= 0))
+            if evaluation or not include_augmented:
+                keep &= ~derived
+            unknown = set(lab[keep].tolist()) - set(self.unified_to_index)
+            if unknown:
+                raise ValueError(f"{path}: labels {sorted(LABEL_NAMES[u] for u in unknown)} not in classes {names}")
+            rows = np.flatnonzero(keep)
+            sizes = [pfile.metadata.row_group(g).num_rows for g in range(pfile.metadata.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            rg_starts.append(starts)
+            file_idx.append(np.full(len(rows), f, np.int32))
+            row_idx.append(rows.astype(np.int64))
+            labels.append(lab[rows])
+            group_of.append(np.searchsorted(starts, rows, side="right") - 1)
+        self._file = np.concatenate(file_idx)
+        self._row = np.concatenate(row_idx)
+        self._group = np.concatenate(group_of).astype(np.int32)
+        self._rg_starts = rg_starts
+        unified = np.concatenate(labels)
+        self.targets: list[int] = [self.unified_to_index[int(u)] for u in unified]
+        self.cache_mb = cache_mb
+        self._reset_state()
+
+    # --- per-process state (never pickled) -------------------------------------------------
+    def _reset_state(self) -> None:
+        self._pfiles: dict[int, pq.ParquetFile] = {}
+        self._png: list[bytes] | None = None
+        self._fits: bool | None = None  # whether the selection fits in cache_mb (decided on first use)
+        self._groups: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
+        self._decoded: dict[int, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_pfiles", "_png", "_fits", "_groups", "_decoded"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_state()
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def _pfile(self, f: int) -> pq.ParquetFile:
+        if f not in self._pfiles:
+            self._pfiles[f] = pq.ParquetFile(self.files[f])
+        return self._pfiles[f]
+
+    def _selection_bytes(self) -> int:
+        return sum(self._pfile(f).metadata.row_group(g).total_byte_size
+                   for f in range(len(self.files)) for g in range(self._pfile(f).metadata.num_row_groups))
+
+    def _load_all(self) -> list[bytes]:
+        """The PNG bytes of every selected row, one read of the image column per file."""
+        out: list[bytes] = [b""] * len(self)
+        for f in range(len(self.files)):
+            mine = np.flatnonzero(self._file == f)
+            if not len(mine):
+                continue
+            col = self._pfile(f).read(columns=["image"]).column(0).combine_chunks().field("bytes")
+            for i, b in zip(mine, col.take(self._row[mine]).to_pylist()):
+                out[i] = b
+        return out
+
+    def png(self, i: int) -> bytes:
+        """The stored PNG bytes of sample ``i``."""
+        if self._fits is None:
+            self._fits = self._selection_bytes() <= self.cache_mb * (1 << 20)
+            if self._fits:
+                self._png = self._load_all()
+        if self._png is not None:
+            return self._png[i]
+        f, g = int(self._file[i]), int(self._group[i])
+        key = (f, g)
+        if key not in self._groups:
+            col = self._pfile(f).read_row_group(g, columns=["image"]).column(0).combine_chunks()
+            self._groups[key] = col.field("bytes").to_pylist()
+            if len(self._groups) > 4:
+                self._groups.popitem(last=False)
+        self._groups.move_to_end(key)
+        return self._groups[key][int(self._row[i] - self._rg_starts[f][g])]
+
+    def image(self, i: int) -> np.ndarray:
+        """Sample ``i`` decoded as uint8 (H x W grey or H x W x 3 RGB), resized to ``size``."""
+        if i in self._decoded:
+            return self._decoded[i]
+        import cv2
+
+        buf = np.frombuffer(self.png(i), np.uint8)
+        if self.channels == 1:
+            img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        else:
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            if img is not None:
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if img is None:
+            raise ValueError(f"{self.files[self._file[i]]}: row {self._row[i]} does not decode as an image")
+        if self.size is not None and img.shape[:2] != self.size:
+            h, w = self.size
+            shrink = h < img.shape[0] or w < img.shape[1]
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if self.cache_decoded:
+            self._decoded[i] = img
+        return img
+
+    def __getitem__(self, i: int):
+        import torch
+
+        img = self.image(int(i))
+        if self.transform is not None:
+            img = self.transform(image=img)["image"]
+        arr = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
+        x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+        if self.mean is not None:
+            x.sub_(torch.from_numpy(self.mean))
+        if self.std is not None:
+            x.div_(torch.from_numpy(self.std))
+        return x, self.targets[int(i)]
