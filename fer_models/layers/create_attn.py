@@ -15,12 +15,14 @@ from fer_models.layers.channel_attn import ChannelAttn
 from fer_models.layers.eca import EcaModule
 from fer_models.layers.non_local import NonLocalAttn
 from fer_models.layers.se import SEModule
+from fer_models.layers.se_aspp import SEAsppModule
 
 __all__ = ["get_attn", "create_attn"]
 
 _ATTN_LAYERS: dict[str, type[nn.Module]] = {
     "eca": EcaModule,
     "se": SEModule,
+    "se_aspp": SEAsppModule,
     "cbam": CbamModule,
     "channel": ChannelAttn,
     "non_local": NonLocalAttn,
