@@ -63,6 +63,8 @@ class ShardDataset(_TorchDataset):
         fold: a k-fold dataset's fold; selects by ``fold`` column instead of by split.
         part: with ``fold``: ``train`` (other folds, with derived rows) or ``test`` (originals of
             ``fold``).
+        exclude_folds: with ``fold`` and ``part="train"``: folds left out of the training part as
+            well (e.g. the fold a k-fold run holds out for model selection), derived rows included.
         include_augmented: keep derived rows in a training selection (default True); evaluation
             selections never include them.
         channels: 1 (grey) or 3 (RGB).
@@ -76,7 +78,8 @@ class ShardDataset(_TorchDataset):
     """
 
     def __init__(self, root: str | os.PathLike, split: str | None = "train", *, fold: int | None = None,
-                 part: str = "train", include_augmented: bool = True, channels: int = 1,
+                 part: str = "train", exclude_folds: Sequence[int] = (), include_augmented: bool = True,
+                 channels: int = 1,
                  size: int | Sequence[int] | None = 48, transform: Callable[..., Any] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  classes: Sequence[str] | None = None, cache_mb: float = 512, cache_decoded: bool = False):
@@ -118,6 +121,7 @@ class ShardDataset(_TorchDataset):
                 if not (folds >= 0).any():
                     raise ValueError(f"{path}: no k-fold rows (fold is -1), but fold={fold} was asked for")
                 keep &= (folds == fold) if part == "test" else ((folds != fold) & (folds >= 0))
+                keep &= ~np.isin(folds, list(exclude_folds))
             if evaluation or not include_augmented:
                 keep &= ~derived
             unknown = set(lab[keep].tolist()) - set(self.unified_to_index)
