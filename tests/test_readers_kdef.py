@@ -24,9 +24,9 @@ def kdef(root: Path) -> None:
     write_image(top / "AM02" / "BM03NES.JPG", seed=102, size=(56, 76), channels=3, fmt="JPEG")  # wrong folder
 
 
-def test_kdef_frontal_default(tmp_path):
+def test_kdef_frontal_only(tmp_path):
     kdef(tmp_path / "kdef")
-    summary, manifest, quarantine = ingest("kdef", tmp_path / "kdef", tmp_path / "out")
+    summary, manifest, quarantine = ingest("kdef", tmp_path / "kdef", tmp_path / "out", angles=["S"])
     check_accounting(summary, manifest, quarantine, 18 + 3)
     rows = manifest.to_pylist()
     assert [r["image_id"] for r in rows] == ["kdef/AF01AFS", "kdef/AF01HAS", "kdef/AM02AFS", "kdef/AM02HAS",
@@ -40,12 +40,11 @@ def test_kdef_frontal_default(tmp_path):
     assert summary["angles"] == ["S"]
 
 
-def test_kdef_all_angles_and_flat_root(tmp_path):
+def test_kdef_all_angles_by_default_and_flat_root(tmp_path):
     kdef(tmp_path / "kdef")
-    summary, manifest, quarantine = ingest("kdef", tmp_path / "kdef" / "KDEF", tmp_path / "out",
-                                           angles=["FL", "HL", "S", "HR", "FR"])
+    summary, manifest, quarantine = ingest("kdef", tmp_path / "kdef" / "KDEF", tmp_path / "out")
     check_accounting(summary, manifest, quarantine, 21)
-    assert summary["kept"] == 18
+    assert summary["kept"] == 18 and summary["angles"] == ["FL", "HL", "S", "HR", "FR"]
     assert manifest.column("source").to_pylist()[0] == "AF01/AF01AFFL.JPG"
     with pytest.raises(ValueError, match="subset of FL, HL, S, HR, FR"):
         ingest("kdef", tmp_path / "kdef", tmp_path / "out2", angles=["UP"])
