@@ -37,7 +37,7 @@ try:  # the base class only; torch is imported lazily elsewhere
 except ImportError:  # pragma: no cover - torch is a dependency
     _TorchDataset = object
 
-INDEX_COLUMNS = ["label", "split", "fold", "parent_id"]
+INDEX_COLUMNS = ["label", "fold", "image_id", "parent_id"]
 
 
 def labels_present(root: str | os.PathLike) -> list[int]:
@@ -109,7 +109,7 @@ class ShardDataset(_TorchDataset):
             raise FileNotFoundError(f"{root}: no shards for split={split!r} fold={fold!r}")
         self.files = [str(p) for p in files]
 
-        file_idx, row_idx, labels, group_of, rg_starts = [], [], [], [], []
+        file_idx, row_idx, labels, group_of, rg_starts, ids = [], [], [], [], [], []
         for f, path in enumerate(self.files):
             pfile = pq.ParquetFile(path)
             t = pfile.read(columns=INDEX_COLUMNS)
@@ -134,6 +134,7 @@ class ShardDataset(_TorchDataset):
             file_idx.append(np.full(len(rows), f, np.int32))
             row_idx.append(rows.astype(np.int64))
             labels.append(lab[rows])
+            ids.extend(t.column("image_id").take(rows).to_pylist())
             group_of.append(np.searchsorted(starts, rows, side="right") - 1)
         self._file = np.concatenate(file_idx)
         self._row = np.concatenate(row_idx)
@@ -141,6 +142,7 @@ class ShardDataset(_TorchDataset):
         self._rg_starts = rg_starts
         unified = np.concatenate(labels)
         self.targets: list[int] = [self.unified_to_index[int(u)] for u in unified]
+        self.image_ids: list[str] = ids  # per sample, e.g. to report predictions per image
         self.cache_mb = cache_mb
         self._reset_state()
 

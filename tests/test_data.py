@@ -1,0 +1,122 @@
+"""ShardDataset: selections by split and fold, labels, conversions, workers, caching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from crops_fixture import make_crops
+from torch.utils.data import DataLoader
+
+from pipeline.data import ShardDataset, contiguous_labels, labels_present
+from pipeline.shard_build import Settings, build
+from pipeline.shards import shard_files
+
+AUG = {"preset": "f", "factor": 2, "presets": {"f": [{"transform": "HorizontalFlip", "p": 1.0}]}}
+
+
+def settings(split: dict) -> Settings:
+    return Settings(split=split, balance={"method": "none"}, augment=AUG,
+                    shard={"shard_mb": 0.02, "row_group_kb": 8, "chunk_rows": 8})
+
+
+@pytest.fixture(scope="module")
+def kfold(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("kfold")
+    crops = make_crops(base / "in", "ckplus", subjects=10, per_subject=1, labels=(1, 3, 7))
+    build("ckplus", crops, base / "out", settings({"protocol": "kfold", "k": 5, "seed": 0}))
+    return base / "out"
+
+
+@pytest.fixture(scope="module")
+def ratio(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("ratio")
+    crops = make_crops(base / "in", "kdef", subjects=8, per_subject=1, labels=(0, 5), channels=3, size=40)
+    build("kdef", crops, base / "out", settings({"protocol": "ratio",
+                                                 "ratios": {"train": 0.5, "validation": 0.25, "test": 0.25}}))
+    return base / "out"
+
+
+def test_contiguous_labels_map_the_unified_labels_present():
+    names, mapping = contiguous_labels([7, 1, 3, 1])
+    assert names == ["anger", "disgust", "surprise"] and mapping == {1: 0, 3: 1, 7: 2}
+    assert contiguous_labels(["surprise", "anger"])[1] == {1: 0, 7: 1}
+
+
+def test_split_selection_keeps_derived_rows_for_training_only(ratio):
+    train = ShardDataset(ratio, "train", channels=3, size=40)
+    originals = ShardDataset(ratio, "train", include_augmented=False, channels=3, size=40)
+    val = ShardDataset(ratio, "validation", channels=3, size=40)
+    assert len(train) == 2 * len(originals) and len(val) > 0
+    assert train.classes == val.classes == ["neutral", "happiness"]
+    assert labels_present(ratio) == [0, 5]
+    x, y = val[0]
+    assert x.shape == (3, 40, 40) and x.dtype == torch.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert y in (0, 1)
+
+
+def test_fold_parts_are_subject_disjoint_complementary_and_test_has_originals_only(kfold):
+    df = pd.concat([pq.read_table(p, columns=["image_id", "subject", "parent_id"]).to_pandas()
+                    for p in shard_files(kfold)]).set_index("image_id")
+    originals = set(df.index[df["parent_id"].isna()])
+    for f in range(5):
+        tr = ShardDataset(kfold, fold=f, part="train")
+        te = ShardDataset(kfold, fold=f, part="test")
+        tr_orig = ShardDataset(kfold, fold=f, part="train", include_augmented=False)
+        assert len(tr) == 2 * len(tr_orig) and len(te) > 0
+        assert set(te.image_ids) <= originals
+        assert set(tr_orig.image_ids) | set(te.image_ids) == originals
+        assert not set(df.loc[tr.image_ids, "subject"]) & set(df.loc[te.image_ids, "subject"])
+    assert ShardDataset(kfold, fold=2, part="test").classes == ["anger", "disgust", "surprise"]
+
+
+def test_fold_selection_on_a_dataset_without_folds_is_an_error(ratio):
+    with pytest.raises(ValueError, match="no k-fold rows"):
+        ShardDataset(ratio, fold=0, part="test")
+
+
+def test_grey_colour_and_resize(ratio):
+    grey = ShardDataset(ratio, "test", channels=1, size=24)
+    colour = ShardDataset(ratio, "test", channels=3, size=(30, 20))
+    assert grey[0][0].shape == (1, 24, 24) and colour[0][0].shape == (3, 30, 20)
+    raw = ShardDataset(ratio, "test", channels=3, size=None)
+    assert raw[0][0].shape == (3, 40, 40)
+    assert not torch.equal(raw[0][0][0], raw[0][0][2])  # colour kept
+
+
+def test_online_transform_and_normalisation(ratio):
+    import albumentations as A
+
+    plain = ShardDataset(ratio, "test", channels=3, size=40)
+    flipped = ShardDataset(ratio, "test", channels=3, size=40, transform=A.HorizontalFlip(p=1.0))
+    assert torch.equal(flipped[0][0], torch.flip(plain[0][0], dims=[2]))
+    norm = ShardDataset(ratio, "test", channels=3, size=40, mean=[0.5] * 3, std=[0.25] * 3)
+    assert torch.allclose(norm[0][0], (plain[0][0] - 0.5) / 0.25)
+
+
+def test_row_group_reads_equal_the_in_memory_cache(kfold):
+    cached = ShardDataset(kfold, fold=1, part="train", cache_decoded=True)
+    streamed = ShardDataset(kfold, fold=1, part="train", cache_mb=0)
+    for i in np.random.default_rng(0).permutation(len(cached))[:40]:
+        a, b = cached[i], streamed[i]
+        assert torch.equal(a[0], b[0]) and a[1] == b[1]
+    assert streamed._png is None and len(streamed._groups) <= 4
+
+
+def test_dataloader_with_two_workers_yields_the_same_samples(kfold):
+    ds = ShardDataset(kfold, fold=3, part="train", size=32)
+
+    def collect(workers: int):
+        xs, ys = [], []
+        for x, y in DataLoader(ds, batch_size=7, num_workers=workers):
+            xs.append(x)
+            ys.append(y)
+        return torch.cat(xs), torch.cat(ys)
+
+    x0, y0 = collect(0)
+    x2, y2 = collect(2)
+    assert len(x0) == len(ds) and torch.equal(x0, x2) and torch.equal(y0, y2)
