@@ -1,0 +1,74 @@
+"""EAN (paper 004): exact parameter counts of Tables 1 and 6, structure, forward/backward, ONNX, init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import fer_models
+from fer_models.ean import EAN_CONFIGS, InvertedResidual
+from pipeline.complexity import count_flops, count_params
+from zoo_checks import build, check_deterministic_init, check_forward_backward, check_onnx
+
+INPUT = (3, 44, 44)
+
+
+def test_ean_has_exactly_the_papers_parameter_counts() -> None:
+    assert count_params(build("ean")) == 43_840
+    assert count_params(build("ean", attention=False)) == 43_822  # Table 6: ECA adds exactly 18
+
+
+@pytest.mark.parametrize(("config", "params", "mflops"), [
+    ("model_a", 76_608, 20.892), ("model_c", 68_752, 9.446), ("model_d", 53_280, 11.723), ("model_f", 52_024, 5.126),
+])
+def test_table1_rows_match_the_paper(config: str, params: int, mflops: float) -> None:
+    model = build("ean", config=config)
+    assert count_params(model) == params
+    assert round(params / 1e6, 3) == fer_models.model_default_cfg("ean")["variants"][config]["paper_params"] / 1e6
+    assert count_flops(model, (1, *INPUT), "paper") / 1e6 == pytest.approx(mflops, abs=1.5e-3)
+
+
+def test_ean_structure_strides_shortcuts_and_attention() -> None:
+    model = build("ean").eval()
+    blocks = list(model.blocks)
+    assert [b.depthwise[0].stride[0] for b in blocks] == [2, 2, 1, 2, 1, 2]
+    assert [i for i, b in enumerate(blocks, 1) if b.shortcut] == [3, 5]
+    assert all(isinstance(b, InvertedResidual) and count_params(b.attn) == 3 for b in blocks)
+    assert all(m.bias is None for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d)))
+    assert [b.expand[0].out_channels for b in blocks] == [48, 48, 96, 96, 192, 96]  # hidden = c_in * e
+    x = torch.randn(2, *INPUT)
+    assert model.forward_features(x).shape == (2, 64, 3, 3)  # 44 -> 22 -> 11 -> 6 -> 3
+    assert model.tail[0].out_channels == 7 and model.tail[0].kernel_size == (3, 3)
+    torch.testing.assert_close(model(x), model.tail(model.forward_features(x)).mean((2, 3)))
+
+
+def test_ean_shortcut_block_adds_its_input() -> None:
+    torch.manual_seed(0)
+    block = InvertedResidual(16, 16, 1, 6, attention=True, shortcut=True).eval()
+    x = torch.randn(1, 16, 8, 8)
+    torch.testing.assert_close(block(x), x + block.attn(block.project(block.depthwise(block.expand(x)))))
+    with pytest.raises(ValueError, match="shortcut"):
+        InvertedResidual(16, 32, 1, 6, attention=True, shortcut=True)
+
+
+def test_unknown_config_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown EAN config 'model_z'"):
+        fer_models.create_model("ean", config="model_z")
+
+
+@pytest.mark.parametrize("variant", list(fer_models.model_variants("ean")))
+def test_every_variant_trains_and_exports(variant: str, tmp_path: Path) -> None:
+    kwargs = fer_models.model_variants("ean")[variant]
+    model = build("ean", **kwargs)
+    check_forward_backward(model, INPUT)
+    check_onnx(model, INPUT, tmp_path)
+
+
+def test_other_class_counts() -> None:
+    check_forward_backward(build("ean", num_classes=8), INPUT, num_classes=8)
+
+
+def test_deterministic_init() -> None:
+    check_deterministic_init("ean")
