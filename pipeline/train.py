@@ -1,0 +1,42 @@
+"""Stage ``train``: train one model on one dataset's shards by its recipe in ``params.yaml``.
+
+``fer-pipeline train --model ean --dataset fer2013 [--fold K]`` reads ``train.defaults`` merged
+with ``train.<model>`` and ``data/processed/<dataset>/``; writes ``models/<model>-<dataset>/``
+(``-fold<K>`` appended when ``--fold`` is given): ``checkpoint.pt`` and ``dvclive/``. The work is
+in :mod:`pipeline.training.train_model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run_name(model: str, dataset: str, fold: int | None = None) -> str:
+    """``<model>-<dataset>`` (``-fold<K>`` with an explicit fold): the directory of a run."""
+    return f"{model}-{dataset}" + (f"-fold{fold}" if fold is not None else "")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model name (fer_models registry: ean, resatt, ...)")
+    parser.add_argument("--dataset", required=True, help="dataset name (fer2013, ckplus, jaffe, rafdb, kdef)")
+    parser.add_argument("--fold", type=int, default=None,
+                        help="k-fold datasets: the test fold (default 0; fold+1 validates)")
+    parser.add_argument("--data", default="data/processed", help="root of the processed shards")
+    parser.add_argument("--out", default="models", help="root of the model directories")
+    parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.training.data import load_split_data
+    from pipeline.training.recipe import load_recipe
+    from pipeline.training.train_model import train_model
+
+    recipe = load_recipe("train", args.model, args.params)
+    data = load_split_data(Path(args.data) / args.dataset, args.fold)
+    out = Path(args.out) / run_name(args.model, args.dataset, args.fold)
+    result, meta = train_model(data, args.model, recipe, out, dataset=args.dataset)
+    print(f"{out.name}: {len(data.train)} train / {len(data.validation)} validation rows, classes "
+          f"{', '.join(meta['label_names'])}; best epoch {result.best_epoch} of {recipe['epochs']}, "
+          f"validation accuracy {result.best_val_acc:.4f} -> {out / 'checkpoint.pt'}")
+    return 0

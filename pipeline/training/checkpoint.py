@@ -1,0 +1,53 @@
+"""The trained-model checkpoint: weights + what is needed to rebuild and feed the network.
+
+``checkpoint.pt`` holds ``model`` (registry name), ``model_args`` (variant knobs),
+``num_classes``, ``in_chans``, ``recipe`` (the full training recipe, whose ``input`` settings
+evaluation and prediction reuse), ``label_names`` / ``label_ids`` (the dataset's classes in
+output order, and their unified indices), ``params_hash``, ``dataset``, ``fold``, ``best_epoch``,
+``val_acc`` and ``state_dict``. Any consumer rebuilds the network with :func:`load_model`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.training.loop import save_torch
+
+REQUIRED = ("model", "model_args", "num_classes", "in_chans", "recipe", "label_names", "state_dict")
+
+
+def build_model(name: str, num_classes: int, in_chans: int, model_args: dict[str, Any] | None) -> torch.nn.Module:
+    """``fer_models.create_model`` with the recipe's variant knobs."""
+    import fer_models
+
+    return fer_models.create_model(name, num_classes=num_classes, in_chans=in_chans, **(model_args or {}))
+
+
+def save_checkpoint(path: str | Path, network: torch.nn.Module, **meta: Any) -> None:
+    """Write ``meta`` + the weights of ``network`` atomically to ``path`` (see module doc for keys)."""
+    missing = [k for k in REQUIRED if k != "state_dict" and k not in meta]
+    if missing:
+        raise ValueError(f"{path}: checkpoint metadata lacks {missing}")
+    save_torch({**meta, "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()}}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, with a clear error for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found (train the model first)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
+        raise ValueError(f"{path}: not a fer-pipeline checkpoint (needs keys {list(REQUIRED)})")
+    return ckpt
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the network of checkpoint ``path`` in eval mode, and return it with the checkpoint."""
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt["model"], ckpt["num_classes"], ckpt["in_chans"], ckpt["model_args"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,160 @@
+"""EAN's iterative teacher-student transfer learning (paper 004, section 3.3), round by round.
+
+Round ``r``: a student EAN starts from the current teacher's weights (weight transfer; a fresh
+initialisation with ``weight_transfer: false``, the ablation of Table 6), trains with
+:func:`pipeline.training.losses.distillation_loss` (soft labels of the frozen teacher at
+temperature T, weight ``alpha``) at learning rate lr2, and is selected on validation accuracy
+like any training run. Then the student becomes the teacher of round ``r + 1``. The loop stops
+when validation accuracy has not improved for ``patience`` rounds, or after ``max_rounds``; the
+best student is kept.
+
+Every round is recorded (``rounds.json`` and DVCLive, step = round, round 0 = the teacher) and
+has its own resumable directory ``rounds/round-<r>/``: a finished round whose key matches is
+reused, so an interrupted distillation continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from pipeline.atomic import write_text
+from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
+from pipeline.training.data import ImageDataset, SplitData, make_loader
+from pipeline.training.losses import distillation_loss
+from pipeline.training.loop import fit, predict_proba, will_resume
+from pipeline.training.optim import build_optimizer, build_scheduler
+from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
+from pipeline.training.train_model import make_loaders, open_live
+from pipeline.training.transforms import eval_transform
+
+
+def should_stop(accuracies: Sequence[float], patience: int, max_rounds: int, min_delta: float = 0.0) -> bool:
+    """The stopping rule over ``accuracies`` = [teacher, round 1, round 2, ...] (validation).
+
+    Stop after ``max_rounds`` rounds, or when the last ``patience`` rounds did not beat the best
+    accuracy before them by more than ``min_delta``.
+    """
+    rounds = len(accuracies) - 1
+    if rounds >= max_rounds:
+        return True
+    if rounds < patience:
+        return False
+    best_before = max(accuracies[: len(accuracies) - patience])
+    return all(a <= best_before + min_delta for a in accuracies[-patience:])
+
+
+@dataclass
+class DistillResult:
+    """Per-round records and the index of the best round (0 = the teacher itself)."""
+
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    best_round: int = 0
+
+
+def _val_accuracy(model: torch.nn.Module, data: SplitData, recipe: dict[str, Any], device) -> float:
+    ds = ImageDataset(data.validation, data.label_ids, int(recipe["input"]["channels"]), eval_transform(recipe))
+    probs, labels = predict_proba(model, make_loader(ds, int(recipe["batch_size"]), shuffle=False), device)
+    return float((probs.argmax(1) == labels).mean())
+
+
+def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any], out_dir: str | Path, *,
+            dataset: str) -> DistillResult:
+    """Run the rounds from the teacher checkpoint ``teacher_path``; write the best student to
+    ``<out_dir>/checkpoint.pt`` and the round records to ``rounds.json`` and ``dvclive/``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    teacher_ckpt = read_checkpoint(teacher_path)
+    if list(teacher_ckpt["label_ids"]) != list(data.label_ids):
+        raise ValueError(f"{teacher_path}: teacher classes {teacher_ckpt['label_names']} differ from the "
+                         f"data's {data.label_names}")
+    device = resolve_device(settings.get("device", teacher_ckpt["recipe"].get("device", "auto")))
+    # the student trains on the teacher's input pipeline, with the round settings on top
+    recipe = copy.deepcopy(teacher_ckpt["recipe"])
+    for key in ("epochs", "batch_size", "optimizer", "scheduler", "seed"):
+        if key in settings:
+            recipe[key] = copy.deepcopy(settings[key])
+    alpha, temperature = float(settings["alpha"]), float(settings["temperature"])
+    teacher, _ = load_model(teacher_path, device)
+    seed_everything(int(recipe.get("seed", 0)))
+    result = DistillResult()
+    result.rounds.append({"round": 0, "val_acc": _val_accuracy(teacher, data, recipe, device),
+                          "source": str(teacher_path)})
+    live = open_live(out_dir, resume=False)
+    live.step = 0
+    live.log_metric("round/val_acc", result.rounds[0]["val_acc"])
+    live.next_step()
+    best_state = copy.deepcopy(teacher.state_dict())
+    teacher_key = teacher_ckpt.get("params_hash", "")
+    while not should_stop([r["val_acc"] for r in result.rounds], int(settings["patience"]),
+                          int(settings["max_rounds"]), float(settings.get("min_delta", 0.0))):
+        r = len(result.rounds)
+        round_dir = out_dir / "rounds" / f"round-{r}"
+        key = fingerprint("distill", teacher_key, settings, recipe, data.fingerprint, r)
+        done = round_dir / "checkpoint.pt"
+        student = build_model(teacher_ckpt["model"], teacher_ckpt["num_classes"], teacher_ckpt["in_chans"],
+                              teacher_ckpt["model_args"]).to(device)
+        if done.is_file() and read_checkpoint(done).get("params_hash") == key:
+            rec = read_checkpoint(done)
+            student.load_state_dict(rec["state_dict"])
+            val_acc, best_epoch = float(rec["val_acc"]), int(rec["best_epoch"])
+        else:
+            generator = seed_everything(int(recipe.get("seed", 0)) + r)
+            init = build_model(teacher_ckpt["model"], teacher_ckpt["num_classes"], teacher_ckpt["in_chans"],
+                               teacher_ckpt["model_args"])
+            student.load_state_dict(teacher.state_dict() if settings.get("weight_transfer", True)
+                                    else init.state_dict())
+            teacher.eval()
+
+            def loss_fn(m, x, y, _teacher=teacher):
+                logits = m(x)
+                with torch.no_grad():
+                    soft = _teacher(x)
+                return distillation_loss(logits, soft, y, alpha, temperature), logits
+
+            optimizer = build_optimizer(recipe["optimizer"], student.parameters())
+            scheduler = build_scheduler(recipe.get("scheduler"), optimizer, int(recipe["epochs"]))
+            train_loader, val_loader = make_loaders(data, recipe, generator)
+            round_live = open_live(round_dir, resume=will_resume(round_dir, key, int(recipe["epochs"])))
+            fit_result = fit(student, loss_fn, optimizer, scheduler, train_loader, val_loader,
+                             epochs=int(recipe["epochs"]), device=device, run_dir=round_dir, run_key=key,
+                             generator=generator, live=round_live, desc=f"distill {dataset} round {r}")
+            round_live.end()
+            student.load_state_dict(fit_result.best_state)
+            val_acc, best_epoch = fit_result.best_val_acc, fit_result.best_epoch
+            meta = {k: v for k, v in teacher_ckpt.items() if k != "state_dict"}
+            save_checkpoint(done, student, **{**meta, "params_hash": key, "val_acc": val_acc,
+                                              "best_epoch": best_epoch, "round": r})
+            (round_dir / "last.pt").unlink(missing_ok=True)
+        result.rounds.append({"round": r, "val_acc": val_acc, "best_epoch": best_epoch})
+        live.step = r
+        live.log_metric("round/val_acc", val_acc)
+        live.next_step()
+        if val_acc > max(x["val_acc"] for x in result.rounds[:-1]):
+            result.best_round, best_state = r, copy.deepcopy(student.state_dict())
+        teacher = student.eval()  # the student is the next round's teacher
+    final = build_model(teacher_ckpt["model"], teacher_ckpt["num_classes"], teacher_ckpt["in_chans"],
+                        teacher_ckpt["model_args"])
+    final.load_state_dict(best_state)
+    meta = {k: v for k, v in teacher_ckpt.items() if k != "state_dict"}
+    meta.update({"run_model": f"{meta.get('run_model', meta['model'])}_distilled",
+                 "params_hash": fingerprint("distilled", teacher_key, settings, data.fingerprint),
+                 "teacher": str(teacher_path), "distill": settings, "rounds": result.rounds,
+                 "best_round": result.best_round, "val_acc": result.rounds[result.best_round]["val_acc"]})
+    save_checkpoint(out_dir / "checkpoint.pt", final, **meta)
+    write_text(out_dir / "rounds.json", _json({"rounds": result.rounds, "best_round": result.best_round,
+                                                "alpha": alpha, "temperature": temperature}))
+    live.summary.update({"best/round": result.best_round, "best/val_acc": meta["val_acc"],
+                         "teacher/val_acc": result.rounds[0]["val_acc"], "rounds": len(result.rounds) - 1})
+    live.end()
+    return result
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"

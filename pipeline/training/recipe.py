@@ -1,0 +1,86 @@
+"""A training recipe: the merged ``train.defaults`` + ``train.<model>`` settings, seeds, device.
+
+The recipe is a plain mapping read from ``params.yaml`` (see ``pipeline.params.section``), so DVC
+tracks exactly the keys a run depends on; :func:`fingerprint` hashes it (with the data) into the
+``params_hash`` stored in every checkpoint, which is also how an interrupted run recognises its
+own ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from typing import Any
+
+import numpy as np
+
+
+def load_recipe(section_name: str, key: str | None, params_file: str | None = None) -> dict[str, Any]:
+    """The merged settings of ``section_name`` for ``key`` (a model name, or a dataset for distill)."""
+    from pipeline.params import section
+
+    return section(section_name, key, path=params_file)
+
+
+def fingerprint(*parts: Any) -> str:
+    """SHA-256 (hex, 16 chars) of the canonical JSON of ``parts``: equal settings, equal hash."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def resolve_device(name: str | None) -> "torch.device":  # noqa: F821
+    """``auto`` (or empty) means CUDA when present, else CPU; otherwise the named device."""
+    import torch
+
+    if not name or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> "torch.Generator":  # noqa: F821
+    """Seed Python, NumPy and torch; make torch deterministic where it can be.
+
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` keeps CPU runs bit-identical
+    and only warns for a CUDA kernel without a deterministic version. Returns a seeded
+    ``torch.Generator`` for the DataLoader's shuffling.
+    """
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed NumPy and ``random`` of a worker from torch's seed."""
+    import torch
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states (Python, NumPy, torch CPU) for a resumable checkpoint."""
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])

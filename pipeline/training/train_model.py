@@ -1,0 +1,92 @@
+"""Train one model on one dataset's rows: the work of ``fer-pipeline train``.
+
+Writes ``<out_dir>/checkpoint.pt`` (the selected weights, see ``checkpoint``) and
+``<out_dir>/dvclive/`` (per-epoch history as plots, final metrics in ``metrics.json``), and
+``last.pt`` during training, removed once the checkpoint is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.training.checkpoint import build_model, save_checkpoint
+from pipeline.training.data import ImageDataset, SplitData, make_loader
+from pipeline.training.losses import build_criterion
+from pipeline.training.loop import FitResult, fit, will_resume
+from pipeline.training.optim import build_optimizer, build_scheduler
+from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
+from pipeline.training.transforms import eval_transform, train_transform
+
+
+def open_live(out_dir: Path, resume: bool):
+    """A DVCLive logger in ``<out_dir>/dvclive`` that never touches git (``save_dvc_exp=False``)."""
+    from dvclive import Live
+
+    return Live(str(out_dir / "dvclive"), dvcyaml=False, save_dvc_exp=False, resume=resume)
+
+
+def make_loaders(data: SplitData, recipe: dict[str, Any], generator: torch.Generator):
+    """Training loader (augmented, shuffled by ``generator``) and validation loader (plain)."""
+    channels = int(recipe["input"]["channels"])
+    train_ds = ImageDataset(data.train, data.label_ids, channels, train_transform(recipe))
+    val_ds = ImageDataset(data.validation, data.label_ids, channels, eval_transform(recipe))
+    bs = int(recipe["batch_size"])
+    workers = int(recipe.get("num_workers", 0))
+    return (make_loader(train_ds, bs, shuffle=True, generator=generator, num_workers=workers),
+            make_loader(val_ds, bs, shuffle=False, num_workers=workers))
+
+
+def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_dir: str | Path, *,
+                dataset: str, stop_after_epoch: int | None = None) -> tuple[FitResult, dict[str, Any]]:
+    """Train ``model_name`` by ``recipe`` on ``data``; write checkpoint and DVCLive logs to ``out_dir``.
+
+    ``model_name`` names the recipe; the network is ``recipe["arch"]`` when given (an ablation
+    variant such as ``ean_noatt`` = ``arch: ean`` + ``model_args: {attention: false}``), else
+    ``model_name`` itself.
+
+    Returns the fit result and the checkpoint metadata written.
+    """
+    if len(data.train) == 0:
+        raise ValueError(f"{dataset}: no training rows")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = int(recipe.get("seed", 0))
+    generator = seed_everything(seed, bool(recipe.get("deterministic", True)))
+    device = resolve_device(recipe.get("device", "auto"))
+    channels = int(recipe["input"]["channels"])
+    model_args = dict(recipe.get("model_args") or {})
+    arch = recipe.get("arch") or model_name
+    model = build_model(arch, len(data.label_ids), channels, model_args).to(device)
+    criterion = build_criterion(recipe, model)
+    if isinstance(criterion, torch.nn.Module):
+        criterion = criterion.to(device)
+
+    def loss_fn(m, x, y):
+        logits = m(x)
+        return criterion(logits, y), logits
+
+    optimizer = build_optimizer(recipe["optimizer"], list(model.parameters()) + list(
+        criterion.parameters() if isinstance(criterion, torch.nn.Module) else []))
+    epochs = int(recipe["epochs"])
+    scheduler = build_scheduler(recipe.get("scheduler"), optimizer, epochs)
+    train_loader, val_loader = make_loaders(data, recipe, generator)
+    run_key = fingerprint(model_name, dataset, data.fold, recipe, data.fingerprint)
+    live = open_live(out_dir, resume=will_resume(out_dir, run_key, epochs))
+    result = fit(model, loss_fn, optimizer, scheduler, train_loader, val_loader, epochs=epochs, device=device,
+                 run_dir=out_dir, run_key=run_key, generator=generator, live=live,
+                 desc=f"train {model_name}-{dataset}", stop_after_epoch=stop_after_epoch)
+    model.load_state_dict(result.best_state)
+    meta = {"model": arch, "run_model": model_name, "model_args": model_args, "num_classes": len(data.label_ids),
+            "in_chans": channels, "recipe": recipe, "label_names": data.label_names,
+            "label_ids": data.label_ids, "params_hash": run_key, "dataset": dataset, "fold": data.fold,
+            "best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
+            "n_train": len(data.train), "n_validation": len(data.validation)}
+    save_checkpoint(out_dir / "checkpoint.pt", model, **meta)
+    live.summary.update({"best/val_acc": result.best_val_acc, "best/epoch": result.best_epoch,
+                         "epochs": epochs, "n_train": len(data.train), "n_validation": len(data.validation)})
+    live.end()
+    (out_dir / "last.pt").unlink(missing_ok=True)
+    return result, meta

@@ -1,0 +1,89 @@
+"""Preprocessing and augmentation of a recipe, with torchvision's v2 transforms on uint8 tensors.
+
+A recipe's ``input`` says what the network sees (``resize`` then crop to ``size``, ``channels``
+1 or 3, ``mean``/``std``); ``augment`` says what training adds:
+
+- ``crop``: ``five`` (EAN: one of the four corner crops or the centre crop, chosen at random),
+  ``random`` (any position), ``center`` or ``none``;
+- ``flip``: probability of a horizontal flip; ``rotation``: degrees of a random rotation;
+- ``erasing``: probability of random erasing (DFNet: 0.5, erased pixels set to 0).
+
+Evaluation resizes and centre-crops; ``ten_crop`` test-time augmentation returns the four corner
+and centre crops and their mirror images, whose softmax outputs the evaluator averages.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+
+class RandomFiveCrop(torch.nn.Module):
+    """One of torchvision's ``five_crop`` crops (4 corners + centre), uniformly at random."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional as F
+
+        crops = F.five_crop(img, [self.size, self.size])
+        return crops[int(torch.randint(len(crops), (1,)))]
+
+
+def _normalize(spec: dict[str, Any]) -> list[Callable]:
+    from torchvision.transforms import v2
+
+    channels = int(spec.get("channels", 1))
+    mean = list(spec.get("mean", [0.5] * channels))
+    std = list(spec.get("std", [0.5] * channels))
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"input.mean/std need {channels} values, got {mean} / {std}")
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+
+
+def train_transform(recipe: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 ``C×H×W`` tensor -> normalised float tensor of the network's input size, augmented."""
+    from torchvision.transforms import v2
+
+    spec, aug = recipe["input"], recipe.get("augment") or {}
+    size, resize = int(spec["size"]), int(spec.get("resize", spec["size"]))
+    steps: list[Callable] = [v2.Resize([resize, resize], antialias=True)]
+    crop = aug.get("crop", "none") if resize != size else "none"
+    if crop == "five":
+        steps.append(RandomFiveCrop(size))
+    elif crop == "random":
+        steps.append(v2.RandomCrop(size))
+    elif crop in ("center", "none"):
+        steps.append(v2.CenterCrop(size))
+    else:
+        raise ValueError(f"augment.crop must be five|random|center|none, got {crop!r}")
+    if float(aug.get("flip", 0)) > 0:
+        steps.append(v2.RandomHorizontalFlip(float(aug["flip"])))
+    if float(aug.get("rotation", 0)) > 0:
+        steps.append(v2.RandomRotation(float(aug["rotation"])))
+    steps += _normalize(spec)
+    if float(aug.get("erasing", 0)) > 0:
+        steps.append(v2.RandomErasing(p=float(aug["erasing"]), value=0))
+    return v2.Compose(steps)
+
+
+def eval_transform(recipe: dict[str, Any], ten_crop: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Resize + centre crop + normalise; with ``ten_crop`` a ``10×C×H×W`` stack of crops."""
+    from torchvision.transforms import v2
+
+    spec = recipe["input"]
+    size, resize = int(spec["size"]), int(spec.get("resize", spec["size"]))
+    norm = v2.Compose(_normalize(spec))
+    resize_t = v2.Resize([resize, resize], antialias=True)
+    if ten_crop:
+        from torchvision.transforms.v2 import functional as F
+
+        def tta(img: torch.Tensor) -> torch.Tensor:
+            crops = F.ten_crop(resize_t(img), [size, size])
+            return torch.stack([norm(c) for c in crops])
+
+        return tta
+    return v2.Compose([resize_t, v2.CenterCrop(size), norm])
