@@ -30,13 +30,6 @@ __all__ = ["count_params", "count_flops", "FLOP_CONVENTIONS"]
 
 FLOP_CONVENTIONS = ("fvcore", "paper")
 
-# fvcore operator names counted in the "paper" convention (every other default handle is dropped)
-_PAPER_OPS = frozenset({
-    "aten::_convolution", "aten::addmm", "aten::bmm", "aten::einsum", "aten::linear", "aten::matmul",
-    "aten::mm", "aten::batch_norm",
-})
-
-
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of ``model`` (buffers such as BN running statistics excluded)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
@@ -64,20 +57,35 @@ def _quiet_fvcore() -> contextlib.ExitStack:
 
 
 def flop_analysis(model: nn.Module, input_shape: Sequence[int], convention: str = "fvcore"):
-    """A configured ``fvcore.nn.FlopCountAnalysis`` of ``model`` on a zero batch of ``input_shape``.
+    """A configured fvcore flop analysis of ``model`` on a zero batch of ``input_shape``.
 
-    Call ``.total()``, ``.by_module()`` or ``.by_operator()`` on the result inside
-    :func:`_quiet_fvcore` if the warnings matter to you; :func:`count_flops` does that.
+    The model is traced lazily by ``.total()``, ``.by_module()`` or ``.by_operator()``; put it in eval
+    mode first (batch norm counts differently in training). :func:`count_flops` does both and also
+    silences the tracer's warnings.
     """
     if convention not in FLOP_CONVENTIONS:
         raise ValueError(f"unknown FLOP convention {convention!r}; known: {', '.join(FLOP_CONVENTIONS)}")
-    from fvcore.nn import FlopCountAnalysis
-
     x = torch.zeros(*input_shape)
-    analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    if convention == "paper":
-        dropped = {name: None for name in analysis._op_handles if name not in _PAPER_OPS}
-        analysis.set_op_handle(**dropped)
+    if convention == "fvcore":
+        from fvcore.nn import FlopCountAnalysis
+
+        analysis = FlopCountAnalysis(model, x)
+    else:
+        from fvcore.nn import jit_handles as h
+        from fvcore.nn.jit_analysis import JitModelAnalysis
+
+        # multiply-adds of convolutions, linear layers and matrix products + 2 x BN outputs, nothing else
+        analysis = JitModelAnalysis(model, x).set_op_handle(**{
+            "aten::_convolution": h.conv_flop_jit,
+            "aten::addmm": h.addmm_flop_jit,
+            "aten::bmm": h.bmm_flop_jit,
+            "aten::einsum": h.einsum_flop_jit,
+            "aten::linear": h.linear_flop_jit,
+            "aten::matmul": h.matmul_flop_jit,
+            "aten::mm": h.matmul_flop_jit,
+            "aten::batch_norm": h.batchnorm_flop_jit,
+        })
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     return analysis
 
 
