@@ -17,7 +17,8 @@ Choices where the text is ambiguous (each reproduces the paper's Table 2 paramet
   3x3 d=2 (covers 5x5), 3x3 d=3 (covers 7x7); each ``C -> C/4`` + BN + SiLU; concat (``C``);
   BN + SiLU; 1x1 ``C -> C`` (the text's "channel reduction" maps the concat back to ``C``) + BN +
   SiLU; "对所有数据进行整合" read as a residual add of the module input. ResNet50 + DCM =
-  57,089,095 parameters = Table 2's 57.09M (stacked 3x3 branches would give 85.4M instead).
+  57,089,095 parameters = Table 2's 57.09M (stacked 3x3 branches, 2048->512 then 512->512,
+  would give 64,170,055 instead).
 * FSA: see ``fer_models.layers.fsa``. Written as the text describes it, FSA has 5,250,560
   parameters, and Table 2 implies about 9.44M. ``fsa_proj_shortcut=True`` (the default here) adds a
   bias-free 1x1 ``2048 -> 2048`` projection shortcut around the block. That one layer closes the gap

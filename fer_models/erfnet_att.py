@@ -183,8 +183,9 @@ class ERFNetAtt(nn.Module):
         in_chans: input channels.
         img_size: input side the model is built for (sets the ASPP rates; must be divisible by 8).
         groups: groups of the residual blocks' 1D convs (1: dense, ERFNet's).
-        attn_layer: attention in every residual block (``"se_aspp"``, ``"se"``, ... or ``None``).
-        rd_ratio: attention reduction ``1/r``.
+        attn_layer: attention in every residual block, a ``create_attn`` name (``"se_aspp"``, ``"se"``,
+            ``"eca"``, ...) or ``None``.
+        rd_ratio: reduction ``1/r`` of ``"se"`` / ``"se_aspp"`` (other layers keep their defaults).
         drop_rate: dropout before the classifier.
         block_drop_rates: ``Dropout2d`` in the blocks of stage 2 (64 ch) and stage 3 (ERFNet: 0.03, 0.3).
     """
@@ -213,10 +214,10 @@ class ERFNetAtt(nn.Module):
                 size, n_down = size // 2, n_down + 1
             else:
                 attn_kwargs: dict[str, Any] = {}
-                if attn_layer is not None:
+                if attn_layer in ("se", "se_aspp"):
                     attn_kwargs["rd_ratio"] = rd_ratio
-                    if attn_layer == "se_aspp":
-                        attn_kwargs["rates"] = aspp_rates(size)
+                if attn_layer == "se_aspp":
+                    attn_kwargs["rates"] = aspp_rates(size)
                 drop = block_drop_rates[0] if n_down == 2 else block_drop_rates[1]
                 layers.append(NonBottleneck1D(ch, out_ch, dilation, groups, drop, attn_layer, attn_kwargs))
             ch = out_ch
