@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline.faces.detector import Face, detect_faces
-from pipeline.faces.image_io import convert_colour
+from pipeline.faces.image_io import convert_colour, to_rgb
 from pipeline.faces.settings import AlignSettings
 from pipeline.faces.warp import centre_crop, resize_square, warp_face
 
@@ -63,9 +63,10 @@ def _warp(image: np.ndarray, face: Face, s: AlignSettings) -> np.ndarray | None:
 def align_images(images: Sequence[np.ndarray | None], s: AlignSettings) -> list[tuple[np.ndarray | None, Outcome]]:
     """One ``(crop, outcome)`` per input, in order; ``None`` marks an image that did not decode.
 
-    Crops are ``size`` x ``size`` uint8 arrays (grey or RGB); the crop is ``None`` exactly
+    Inputs are uint8 grey, RGB or RGBA arrays (RGB order; grey is replicated for MTCNN). Crops are ``size`` x ``size`` uint8 arrays (grey or RGB); the crop is ``None`` exactly
     when the outcome is ``quarantined``.
     """
+    images = [None if img is None else to_rgb(img) for img in images]
     results: list[tuple[np.ndarray | None, Outcome] | None] = [None] * len(images)
     to_detect: list[int] = []
     to_verify: list[int] = []
@@ -120,13 +121,14 @@ def align_faces(image_rgb: np.ndarray, s: AlignSettings) -> list[tuple[np.ndarra
     """Every face of one RGB photograph, aligned like the dataset crops, most probable first.
 
     Args:
-        image_rgb: ``H x W x 3`` uint8 RGB (use :func:`pipeline.faces.image_io.to_rgb` first).
+        image_rgb: ``H x W x 3`` uint8 RGB (grey and RGBA are converted).
         s: the settings, e.g. ``AlignSettings.from_dict(section("align", "photos"))``.
 
     Returns:
         ``(crop, outcome)`` per face (outcome ``detected``, ``n_faces`` = all faces found);
         an empty list when there is no face.
     """
+    image_rgb = to_rgb(image_rgb)
     if min(image_rgb.shape[:2]) < s.min_input_side:
         return []
     faces = detect_faces([image_rgb], s.detection)[0]
