@@ -18,7 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-MapChunks = Callable[[Sequence[Sequence[Any]]], list[list[Any]]]
+# decodes a list of chunks with the given chunk function, returning the results in chunk order
+MapChunks = Callable[[Callable[[Sequence[Any]], list[Any]], Sequence[Sequence[Any]]], list[list[Any]]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,19 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode chunks in this process instead of as Prefect tasks (same output)")
 
 
-def map_sequential(chunks: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """Decode chunks one after the other in this process."""
-    from pipeline.readers.decode import decode_chunk
-
-    return [decode_chunk(c) for c in chunks]
+def map_sequential(fn: Callable[[Sequence[Any]], list[Any]], chunks: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Run ``fn`` on the chunks one after the other in this process."""
+    return [fn(c) for c in chunks]
 
 
-def map_prefect(flow_name: str, chunks: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """Decode chunks as Prefect tasks (runner from ``flow`` in params.yaml), results in order."""
+def map_prefect(flow_name: str, fn: Callable[[Sequence[Any]], list[Any]],
+                chunks: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Run ``fn`` on the chunks as Prefect tasks (runner from ``flow`` in params.yaml), results in order."""
     from pipeline import orchestration
-    from pipeline.readers.decode import decode_chunk
 
-    return orchestration.run_chunks(flow_name, decode_chunk, chunks)
+    return orchestration.run_chunks(flow_name, fn, chunks)
 
 
 def _windows(items: Iterable[Any], chunk_size: int, window_chunks: int) -> Iterator[list[list[Any]]]:
@@ -69,23 +68,25 @@ def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
         raw: the raw root; a missing or wrongly laid out root raises ``LayoutError`` at once.
         out: the output directory, replaced atomically.
         cfg: ``ingest`` params for the dataset (``chunk_size``, ``window_chunks``, ``chunk_bytes``,
-            ``drop_duplicates`` and the reader's own keys).
-        map_chunks: decodes a list of chunks, returning their results in order.
+            ``drop_duplicates``, ``png_level`` and the reader's own keys).
+        map_chunks: runs a chunk function over a list of chunks, returning the results in order.
         progress: show a tqdm progress bar (on a terminal).
     """
     from tqdm import tqdm
 
     from pipeline.manifest import ManifestWriter
     from pipeline.readers import get_reader
+    from pipeline.readers.decode import decode_chunk
 
     scan = get_reader(dataset).scan(Path(raw), cfg)
     chunk_size = int(cfg.get("chunk_size", 256))
     window_chunks = int(cfg.get("window_chunks", 16))
+    decode = partial(decode_chunk, png_level=int(cfg.get("png_level", 3)))
     bar = tqdm(total=scan.total, desc=f"ingest {dataset}", unit="img", disable=None if progress else True)
     with ManifestWriter(out, dataset, chunk_size=chunk_size, chunk_bytes=int(cfg.get("chunk_bytes", 64 << 20)),
                         drop_duplicates=bool(cfg.get("drop_duplicates", True))) as writer:
         for window in _windows(scan.items, chunk_size, window_chunks):
-            for results in map_chunks(window):
+            for results in map_chunks(decode, window):
                 for result in results:
                     writer.add(result)
                 bar.update(len(results))

@@ -81,12 +81,16 @@ def decode_pixel_string(pixels: str, shape: tuple[int, int], source: str) -> np.
     return values.astype(np.uint8).reshape(shape)
 
 
-def encode_png(arr: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a uint8 (H, W) or (H, W, 3) array; deterministic for equal input."""
+def encode_png(arr: np.ndarray, level: int = 3) -> bytes:
+    """Lossless PNG bytes of a uint8 (H, W) or (H, W, 3) array; deterministic for equal input.
+
+    ``level`` is the zlib level: on 562x762 colour photos 3 is ~2.6x faster than PIL's default 6
+    and no larger (measured: 44 vs 116 ms, 457 vs 466 KiB); 1 is faster still, ~10% larger.
+    """
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=6)
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=int(level))
     return buf.getvalue()
 
 
@@ -95,7 +99,7 @@ def pixel_sha256(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr, dtype=np.uint8).tobytes()).hexdigest()
 
 
-def decode_candidate(item: ScanItem) -> Record | Quarantined:
+def decode_candidate(item: ScanItem, png_level: int = 3) -> Record | Quarantined:
     """Decode one candidate into a :class:`Record`, or quarantine it; a quarantined item passes through."""
     if isinstance(item, Quarantined):
         return item
@@ -108,9 +112,9 @@ def decode_candidate(item: ScanItem) -> Record | Quarantined:
         return Quarantined(item.source, exc.reason, exc.detail)
     height, width = arr.shape[:2]
     channels = 1 if arr.ndim == 2 else arr.shape[2]
-    return Record(item, width, height, channels, pixel_sha256(arr), encode_png(arr))
+    return Record(item, width, height, channels, pixel_sha256(arr), encode_png(arr, png_level))
 
 
-def decode_chunk(items: Sequence[ScanItem]) -> list[Record | Quarantined]:
+def decode_chunk(items: Sequence[ScanItem], *, png_level: int = 3) -> list[Record | Quarantined]:
     """Decode a chunk of scan items, preserving their order (the unit of parallel work)."""
-    return [decode_candidate(item) for item in items]
+    return [decode_candidate(item, png_level) for item in items]
