@@ -185,6 +185,38 @@ def test_cli_runs_the_stage_with_params_from_the_file(crops, tmp_path, monkeypat
               "shard": {"defaults": {"chunk_rows": 8}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setenv("FER_PARAMS", str(tmp_path / "params.yaml"))
-    assert main(["shard", "ckplus", "--aligned", str(crops), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["shard", "ckplus", "--aligned", str(crops), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--no-prefect"]) == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["params"]["split"]["k"] == 4 and set(stats["folds"]) == {"0", "1", "2", "3"}
+
+
+def test_cli_reports_bad_settings_as_an_error(crops, tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    params = {s: {"defaults": {}} for s in ("balance", "augment", "shard")}
+    params["split"] = {"defaults": {"protocol": "kfold", "k": 9}}  # 8 subjects
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("FER_PARAMS", str(tmp_path / "params.yaml"))
+    assert main(["shard", "ckplus", "--aligned", str(crops), "--out", str(tmp_path / "out"), "--no-prefect"]) == 2
+    assert "k=9 folds but only 8 subjects" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_prefect_run_gives_the_same_bytes(crops, tmp_path, monkeypatch):
+    """The stage's default path runs chunks as Prefect tasks; the output equals the in-process one."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from pipeline.cli import main
+
+    params = {"split": {"defaults": {"protocol": "ratio", "ratios": {"train": 0.5, "validation": 0.25, "test": 0.25}}},
+              "balance": {"defaults": {"method": "oversample"}},
+              "augment": {"defaults": {"preset": "p", "factor": 2, "presets": {"p": PRESET}}},
+              "shard": {"defaults": {"chunk_rows": 6, "window_chunks": 2}}}  # 6 chunks in 3 flow runs
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("FER_PARAMS", str(tmp_path / "params.yaml"))
+    base = ["shard", "ckplus", "--aligned", str(crops), "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "plain"), "--no-prefect"]) == 0
+    with prefect_test_harness(server_startup_timeout=180):  # the shared 2-core machine is slow to start it
+        assert main(base + ["--out", str(tmp_path / "prefect")]) == 0
+    assert digest(tmp_path / "plain") == digest(tmp_path / "prefect")
