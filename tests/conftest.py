@@ -24,3 +24,19 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip("../shared/realdata not present")
     return REALDATA
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect server and database for the test session; yields its API URL.
+
+    Not autouse: request it (``pytestmark = pytest.mark.usefixtures("prefect_harness")``) in
+    modules that run Prefect flows. Generous start-up timeout: 2 shared cores can be busy.
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    from pipeline import orchestration  # noqa: F401  (Prefect env defaults before the server starts)
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield PREFECT_API_URL.value()

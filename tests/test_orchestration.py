@@ -12,17 +12,10 @@ import pytest
 
 from pipeline import orchestration
 
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
 THREADS = {"kind": "threads", "max_workers": 2}
 DASK2 = {"kind": "dask", "n_workers": 2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def prefect_server(tmp_path_factory):
-    """One temporary Prefect server (and database) for this module only."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
 
 
 def digest_chunk(chunk: list[int], *, salt: str) -> list[str]:
