@@ -78,19 +78,21 @@ def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
     from pipeline.readers import get_reader
     from pipeline.readers.decode import decode_chunk
 
-    scan = get_reader(dataset).scan(Path(raw), cfg)
+    reader = get_reader(dataset)
+    scan = reader.scan(Path(raw), cfg)
     chunk_size = int(cfg.get("chunk_size", 256))
     window_chunks = int(cfg.get("window_chunks", 16))
     decode = partial(decode_chunk, png_level=int(cfg.get("png_level", 3)))
-    bar = tqdm(total=scan.total, desc=f"ingest {dataset}", unit="img", disable=None if progress else True)
     with ManifestWriter(out, dataset, chunk_size=chunk_size, chunk_bytes=int(cfg.get("chunk_bytes", 64 << 20)),
-                        drop_duplicates=bool(cfg.get("drop_duplicates", True))) as writer:
+                        drop_duplicates=bool(cfg.get("drop_duplicates", True))) as writer, \
+            tqdm(total=scan.total, desc=f"ingest {dataset}", unit="img", disable=None if progress else True) as bar:
         for window in _windows(scan.items, chunk_size, window_chunks):
             for results in map_chunks(decode, window):
                 for result in results:
                     writer.add(result)
                 bar.update(len(results))
-        bar.close()
+        if writer.read == 0:  # an empty tree is a wrong root, not an empty dataset: keep the old output
+            raise reader.layout_error(Path(raw), "no input images found")
         return writer.finish(scan.info)
 
 

@@ -13,7 +13,7 @@ import pytest
 from ingest_helpers import PARAMS, check_accounting, decoded, ingest, write_image
 from pipeline import cli
 from pipeline.ingest import ingest_dataset
-from pipeline.readers import get_reader
+from pipeline.readers import LayoutError, get_reader
 
 FILES = ("manifest.parquet", "quarantine.parquet", "summary.json")
 
@@ -134,3 +134,10 @@ def test_prefect_run_gives_the_same_bytes(ck48, tmp_path, monkeypatch):
     for name in FILES:
         assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "prefect" / name).read_bytes()
     assert pq.ParquetFile(tmp_path / "prefect" / "manifest.parquet").num_row_groups == 3
+
+
+def test_root_without_images_is_an_error(tmp_path):
+    (tmp_path / "raw" / "anger").mkdir(parents=True)
+    with pytest.raises(LayoutError, match="no input images found"):
+        ingest("ckplus", tmp_path / "raw", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

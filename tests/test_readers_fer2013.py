@@ -157,3 +157,12 @@ def test_layout_errors_name_the_path(tmp_path):
     with pytest.raises(LayoutError, match="lacks column.*pixels, emotion"):
         ingest("fer2013", tmp_path / "bad", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_csv_names_file_and_line(tmp_path):
+    data = rows(2)
+    runaway = '1,"' + "7 " * 70000 + ",Training\n"  # an unclosed quote swallows the rest: > csv's field limit
+    (tmp_path / "fer2013.csv").write_text(f"emotion,pixels,Usage\n0,{data[0]['pixels']},Training\n{runaway}")
+    with pytest.raises(ValueError, match=r"fer2013.csv: after line 2: not readable as CSV .field larger than field limit"):
+        ingest("fer2013", tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Union
 
+from pipeline.labels import LABEL_NAMES, to_unified
+
 # File suffixes treated as images. Any other file (README, .txt, landmarks) is not an image: it
 # is listed under ``ignored`` in summary.json rather than quarantined.
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
@@ -127,7 +129,7 @@ def list_files(top: Path, root: Path) -> tuple[list[str], list[str]]:
     """
     images: list[str] = []
     others: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):  # a linked folder counts as its content
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for fn in filenames:
             if fn.startswith("."):
@@ -144,8 +146,6 @@ def ignored_info(others: list[str], why: str, limit: int = 20) -> dict[str, Any]
 
 def label_fields(scheme: str, native: str) -> tuple[int, str]:
     """(label index, label name) of a native code; raises ``UnknownLabelError``."""
-    from pipeline.labels import LABEL_NAMES, to_unified
-
     label = to_unified(scheme, native)
     return label, LABEL_NAMES[label]
 

@@ -103,34 +103,42 @@ class Fer2013Reader(Reader):
         id_prefix = f"fer2013/{Path(fname).stem}/" if kaggle_pair else "fer2013/"
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
-            for n, row in enumerate(reader, start=1):
-                source = f"{fname}#row={n}"
-                if None in row or any(v is None for v in row.values()):
-                    yield Quarantined(source, "malformed_row",
-                                      f"{source}: {len(reader.fieldnames)} fields expected "
-                                      f"(line {reader.line_num} has a different number)")
+            try:
+                yield from self._records(reader, fname, cols, labelled, id_prefix)
+            except csv.Error as exc:  # e.g. a NUL byte or a runaway quoted field: the rest is unreadable
+                raise ValueError(f"{path}: after line {reader.line_num}: not readable as CSV ({exc})") from None
+
+    def _records(self, reader: csv.DictReader, fname: str, cols: dict[str, str | None], labelled: bool,
+                 id_prefix: str) -> Iterator[ScanItem]:
+        """One scan item per data row of ``reader`` (row numbers are 1-based data rows)."""
+        for n, row in enumerate(reader, start=1):
+            source = f"{fname}#row={n}"
+            if None in row or any(v is None for v in row.values()):
+                yield Quarantined(source, "malformed_row",
+                                  f"{source}: {len(reader.fieldnames)} fields expected "
+                                  f"(line {reader.line_num} has a different number)")
+                continue
+            if not labelled:
+                yield Quarantined(source, "unlabelled",
+                                  f"{source}: test.csv has no emotion column (labels are only in "
+                                  f"fer2013.csv / icml_face_data.csv)")
+                continue
+            native = row[cols["emotion"]].strip()
+            try:
+                label, label_name = label_fields("fer2013", native)
+            except UnknownLabelError as exc:
+                yield Quarantined(source, "unknown_label", f"{source}: {exc}")
+                continue
+            if cols["usage"] is not None:
+                split = row[cols["usage"]].strip()
+                if split not in SPLITS:
+                    yield Quarantined(source, "unknown_split",
+                                      f"{source}: Usage {split!r} is not one of {', '.join(SPLITS)}")
                     continue
-                if not labelled:
-                    yield Quarantined(source, "unlabelled",
-                                      f"{source}: test.csv has no emotion column (labels are only in "
-                                      f"fer2013.csv / icml_face_data.csv)")
-                    continue
-                native = row[cols["emotion"]].strip()
-                try:
-                    label, label_name = label_fields("fer2013", native)
-                except UnknownLabelError as exc:
-                    yield Quarantined(source, "unknown_label", f"{source}: {exc}")
-                    continue
-                if cols["usage"] is not None:
-                    split = row[cols["usage"]].strip()
-                    if split not in SPLITS:
-                        yield Quarantined(source, "unknown_split",
-                                          f"{source}: Usage {split!r} is not one of {', '.join(SPLITS)}")
-                        continue
-                else:
-                    split = "Training"  # Kaggle train.csv holds exactly the Training rows
-                yield Candidate(
-                    source=source, image_id=f"{id_prefix}row{n:06d}", label=label, label_name=label_name,
-                    native_label=native, subject=None, source_split=split, extra={},
-                    pixels=row[cols["pixels"]], pixel_shape=SHAPE,
-                )
+            else:
+                split = "Training"  # Kaggle train.csv holds exactly the Training rows
+            yield Candidate(
+                source=source, image_id=f"{id_prefix}row{n:06d}", label=label, label_name=label_name,
+                native_label=native, subject=None, source_split=split, extra={},
+                pixels=row[cols["pixels"]], pixel_shape=SHAPE,
+            )
