@@ -5,8 +5,9 @@
 The dataset's reader (:mod:`pipeline.readers`) lists candidates and quarantined inputs in a fixed
 order; candidates are decoded chunk by chunk by the pure :func:`pipeline.readers.decode.decode_chunk`
 — one Prefect task per chunk (:func:`pipeline.orchestration.run_chunks`), a window of chunks per
-flow run so memory stays bounded — and :class:`pipeline.manifest.ManifestWriter` accounts for and
-writes everything in scan order. Params: ``ingest.defaults`` + ``ingest.<dataset>``.
+flow run, sized to a byte budget so memory stays bounded — and
+:class:`pipeline.manifest.ManifestWriter` accounts for and writes everything in scan order.
+Params: ``ingest.defaults`` + ``ingest.<dataset>``.
 """
 
 from __future__ import annotations
@@ -44,19 +45,39 @@ def map_prefect(flow_name: str, fn: Callable[[Sequence[Any]], list[Any]],
     return orchestration.run_chunks(flow_name, fn, chunks)
 
 
-def _windows(items: Iterable[Any], chunk_size: int, window_chunks: int) -> Iterator[list[list[Any]]]:
-    """``items`` as consecutive windows of at most ``window_chunks`` chunks of ``chunk_size``."""
-    it = iter(items)
-    while True:
-        window = []
-        for _ in range(window_chunks):
-            chunk = list(itertools.islice(it, chunk_size))
-            if not chunk:
-                break
-            window.append(chunk)
-        if not window:
-            return
-        yield window
+class _Windows:
+    """Consecutive windows of chunks of scan items, sized so a window's decoded PNGs stay near a budget.
+
+    The first window is one chunk; after each window the next holds as many chunks (at most
+    ``max_chunks``) as fit ``budget_bytes`` at the PNG bytes per image seen so far. Windows only
+    bound memory: the writer's row groups, hence the output bytes, do not depend on them.
+    """
+
+    def __init__(self, items: Iterable[Any], chunk_size: int, max_chunks: int, budget_bytes: int) -> None:
+        self._it = iter(items)
+        self.chunk_size, self.max_chunks, self.budget = chunk_size, max_chunks, budget_bytes
+        self._next = 1
+        self._bytes = self._images = 0
+
+    def record(self, png_bytes: int, images: int) -> None:
+        """Account for a decoded window and size the next one."""
+        self._bytes += png_bytes
+        self._images += images
+        if self._images:
+            per_chunk = self._bytes / self._images * self.chunk_size
+            self._next = max(1, min(self.max_chunks, int(self.budget // max(per_chunk, 1))))
+
+    def __iter__(self) -> Iterator[list[list[Any]]]:
+        while True:
+            window = []
+            for _ in range(self._next):
+                chunk = list(itertools.islice(self._it, self.chunk_size))
+                if not chunk:
+                    break
+                window.append(chunk)
+            if not window:
+                return
+            yield window
 
 
 def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
@@ -67,15 +88,15 @@ def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
         dataset: a name known to :func:`pipeline.readers.get_reader`.
         raw: the raw root; a missing or wrongly laid out root raises ``LayoutError`` at once.
         out: the output directory, replaced atomically.
-        cfg: ``ingest`` params for the dataset (``chunk_size``, ``window_chunks``, ``chunk_bytes``,
-            ``drop_duplicates``, ``png_level`` and the reader's own keys).
+        cfg: ``ingest`` params for the dataset (``chunk_size``, ``window_chunks``, ``window_bytes``,
+            ``chunk_bytes``, ``drop_duplicates``, ``png_level`` and the reader's own keys).
         map_chunks: runs a chunk function over a list of chunks, returning the results in order.
         progress: show a tqdm progress bar (on a terminal).
     """
     from tqdm import tqdm
 
     from pipeline.manifest import ManifestWriter
-    from pipeline.readers import get_reader
+    from pipeline.readers import Record, get_reader
     from pipeline.readers.decode import decode_chunk
 
     reader = get_reader(dataset)
@@ -86,11 +107,16 @@ def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
     with ManifestWriter(out, dataset, chunk_size=chunk_size, chunk_bytes=int(cfg.get("chunk_bytes", 64 << 20)),
                         drop_duplicates=bool(cfg.get("drop_duplicates", True))) as writer, \
             tqdm(total=scan.total, desc=f"ingest {dataset}", unit="img", disable=None if progress else True) as bar:
-        for window in _windows(scan.items, chunk_size, window_chunks):
+        windows = _Windows(scan.items, chunk_size, window_chunks, int(cfg.get("window_bytes", 256 << 20)))
+        for window in windows:
+            png_bytes = images = 0
             for results in map_chunks(decode, window):
                 for result in results:
                     writer.add(result)
+                    if isinstance(result, Record):
+                        png_bytes, images = png_bytes + len(result.png), images + 1
                 bar.update(len(results))
+            windows.record(png_bytes, images)
         if writer.read == 0:  # an empty tree is a wrong root, not an empty dataset: keep the old output
             raise reader.layout_error(Path(raw), "no input images found")
         return writer.finish(scan.info)

@@ -124,7 +124,7 @@ def test_prefect_run_gives_the_same_bytes(ck48, tmp_path, monkeypatch):
     import yaml
 
     params = yaml.safe_load(PARAMS.read_text())
-    params["ingest"]["defaults"].update(chunk_size=3, window_chunks=2)  # 4 chunks in 2 flow runs
+    params["ingest"]["defaults"].update(chunk_size=3, window_chunks=2)  # 4 chunks in 3 flow runs (1, 2, 1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setenv("FER_PARAMS", str(tmp_path / "params.yaml"))
     base = ["ingest", "ckplus", "--raw", str(ck48)]
@@ -141,3 +141,26 @@ def test_root_without_images_is_an_error(tmp_path):
     with pytest.raises(LayoutError, match="no input images found"):
         ingest("ckplus", tmp_path / "raw", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_windows_follow_the_byte_budget(ck48, tmp_path):
+    """The first window is one chunk; later ones hold as many chunks as fit the PNG byte budget."""
+    from pipeline.ingest import map_sequential
+
+    def sizes_with(budget: int) -> list[int]:
+        seen: list[int] = []
+
+        def spy(fn, chunks):
+            seen.append(len(chunks))
+            return map_sequential(fn, chunks)
+
+        cfg = {"chunk_size": 2, "window_chunks": 3, "window_bytes": budget}
+        ingest_dataset("ckplus", ck48, tmp_path / f"out{budget}", cfg, map_chunks=spy, progress=False)
+        return seen
+
+    assert sizes_with(1) == [1, 1, 1, 1, 1, 1]          # 11 items in chunks of 2, never more than a chunk
+    assert sizes_with(1 << 30) == [1, 3, 2]             # then the cap of 3 chunks
+    png = sum(len(b) for b in pq.read_table(tmp_path / "out1" / "manifest.parquet")["image"].to_pylist())
+    assert sizes_with(int(png / 9 * 2 * 2.5)) == [1, 2, 2, 1]  # ~2.5 chunks of PNG bytes fit: windows of 2
+    for name in FILES:
+        assert (tmp_path / "out1" / name).read_bytes() == (tmp_path / f"out{1 << 30}" / name).read_bytes()
