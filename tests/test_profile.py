@@ -1,0 +1,109 @@
+"""fer-pipeline profile: overlays on the demo base, reversible, typo-proof, complete for DVC."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import params
+from pipeline.profile import ProfileError, available, switch
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ("demo", "paper", "ckplus48")
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A copy of the project's params.yaml (demo) and profiles/ (overlays)."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles", ignore=shutil.ignore_patterns("demo.yaml"))
+    return tmp_path
+
+
+def test_committed_params_are_the_demo_base():
+    assert params.load(ROOT / "params.yaml")["profile"] == "demo"
+
+
+def test_profiles_are_listed(project):
+    assert available(project / "profiles") == ["demo", "ckplus48", "paper"]
+
+
+@pytest.mark.parametrize("name", ["paper", "ckplus48"])
+def test_switch_and_back_restores_the_base_byte_for_byte(project, name):
+    base = (project / "params.yaml").read_bytes()
+    switch(name, project / "params.yaml")
+    assert params.load(project / "params.yaml")["profile"] == name
+    assert (project / "profiles" / "demo.yaml").read_bytes() == base
+    switch("demo", project / "params.yaml")
+    assert (project / "params.yaml").read_bytes() == base
+
+
+def test_paper_overlay_changes_only_its_keys_and_keeps_comments(project):
+    demo = params.load(project / "params.yaml")
+    switch("paper", project / "params.yaml")
+    paper = params.load(project / "params.yaml")
+    assert params.section("align", "kdef", paper)["size"] == 224
+    assert params.section("align", "jaffe", paper) == params.section("align", "jaffe", demo)
+    resatt = params.section("train", "resatt", paper)
+    assert (resatt["epochs"], resatt["batch_size"], resatt["optimizer"]["lr"]) == (50, 64, 1.0e-4)
+    assert paper["datasets"] == demo["datasets"]
+    assert paper["ingest"] == demo["ingest"] and paper["split"] == demo["split"]
+    assert "# MTCNN detection" in (project / "params.yaml").read_text()
+
+
+def test_ckplus48_processes_ckplus_only(project):
+    switch("ckplus48", project / "params.yaml")
+    p = params.load(project / "params.yaml")
+    assert p["datasets"] == ["ckplus"]
+    assert params.section("align", "ckplus", p)["policy"] == "precropped"
+    assert {v["dataset"] for v in p["train"]["matrix"].values()} == {"ckplus"}  # _replace: not merged
+
+
+def test_overlay_typo_fails_loudly(project):
+    (project / "profiles" / "typo.yaml").write_text("align:\n  kdef: {sise: 224}\n")
+    before = (project / "params.yaml").read_bytes()
+    with pytest.raises(ProfileError, match=r"align\.kdef\.sise: not a key"):
+        switch("typo", project / "params.yaml")
+    assert (project / "params.yaml").read_bytes() == before
+
+
+def test_unknown_profile(project):
+    with pytest.raises(ProfileError, match="no such profile"):
+        switch("nope", project / "params.yaml")
+
+
+def test_hand_edited_params_are_not_overwritten_without_force(project):
+    switch("paper", project / "params.yaml")
+    edited = (project / "params.yaml").read_text().replace("size: 224", "size: 200", 1)
+    (project / "params.yaml").write_text(edited)
+    with pytest.raises(ProfileError, match="edited after switching"):
+        switch("demo", project / "params.yaml")
+    assert (project / "params.yaml").read_text() == edited
+    switch("demo", project / "params.yaml", force=True)
+    assert params.load(project / "params.yaml")["profile"] == "demo"
+
+
+def dvc_param_keys(dataset: str) -> list[str]:
+    """The params keys dvc.yaml's per-dataset stages track for ``dataset``."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    keys = []
+    for stage in stages.values():
+        if stage.get("foreach") == "${datasets}":
+            keys += [k.replace("${item}", dataset) for k in stage["do"].get("params", [])]
+    return keys
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_tracked_param_exists_in_every_profile(project, name):
+    """DVC fails on a params key that is missing: every profile must have all of them."""
+    switch(name, project / "params.yaml")
+    p = params.load(project / "params.yaml")
+    for dataset in p["datasets"]:
+        for key in dvc_param_keys(dataset):
+            node = p
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"profile {name}: {key} missing"
+                node = node[part]
