@@ -166,3 +166,23 @@ def test_unreadable_csv_names_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"fer2013.csv: after line 2: not readable as CSV .field larger than field limit"):
         ingest("fer2013", tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "wrong_pixel_count"), ("   ", "wrong_pixel_count"), ("1 2 3", "wrong_pixel_count"),
+    ("1 2 3 4 5", "wrong_pixel_count"), ("1 2 3 x", "bad_pixels"), ("1 2.5 3 4", "bad_pixels"),
+    ("1 2 3 256", "bad_pixels"), ("1 -2 3 4", "bad_pixels"), ("1,2,3,4", "bad_pixels"),
+])
+def test_pixel_string_errors(text, reason):
+    from pipeline.readers.decode import DecodeError, decode_pixel_string
+
+    with pytest.raises(DecodeError) as info:
+        decode_pixel_string(text, (2, 2), "fer2013.csv#row=7")
+    assert info.value.reason == reason and info.value.detail.startswith("fer2013.csv#row=7: ")
+
+
+@pytest.mark.parametrize("text", ["0 1 254 255", " 0 1 254 255", "0  1\t254 255 \n"])
+def test_pixel_string_whitespace_like_str_split(text):
+    from pipeline.readers.decode import decode_pixel_string
+
+    assert decode_pixel_string(text, (2, 2), "x").tolist() == [[0, 1], [254, 255]]
