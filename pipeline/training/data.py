@@ -71,16 +71,18 @@ def data_fingerprint(*parts: Rows) -> str:
 
 
 def decode_png(data: bytes, channels: int, what: str = "image") -> torch.Tensor:
-    """PNG/JPEG bytes -> uint8 ``C×H×W`` tensor with 1 (grey) or 3 (RGB) channels."""
-    from torchvision.io import ImageReadMode, decode_image
+    """PNG/JPEG bytes -> uint8 ``C×H×W`` tensor with 1 (grey) or 3 (RGB) channels (OpenCV decoder)."""
+    import cv2
+    import numpy as np
 
-    mode = {1: ImageReadMode.GRAY, 3: ImageReadMode.RGB}.get(channels)
-    if mode is None:
+    if channels not in (1, 3):
         raise ValueError(f"input channels must be 1 or 3, got {channels}")
-    try:
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
-    except RuntimeError as exc:
-        raise ValueError(f"{what}: cannot decode image bytes ({exc})") from None
+    buf = np.frombuffer(data or b"", np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR) if buf.size else None
+    if img is None:
+        raise ValueError(f"{what}: cannot decode the image bytes")
+    arr = img[None] if channels == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr))
 
 
 class ImageDataset(torch.utils.data.Dataset):

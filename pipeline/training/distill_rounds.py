@@ -148,8 +148,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     save_checkpoint(out_dir / "checkpoint.pt", final, **meta)
     write_text(out_dir / "rounds.json", _json({"rounds": result.rounds, "best_round": result.best_round,
                                                 "alpha": alpha, "temperature": temperature}))
-    live.summary.update({"best/round": result.best_round, "best/val_acc": meta["val_acc"],
-                         "teacher/val_acc": result.rounds[0]["val_acc"], "rounds": len(result.rounds) - 1})
+    live.summary.update({"best": {"round": result.best_round, "val_acc": meta["val_acc"]},
+                         "teacher": {"val_acc": result.rounds[0]["val_acc"]}, "rounds": len(result.rounds) - 1})
     live.end()
     return result
 

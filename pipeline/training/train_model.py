@@ -85,7 +85,7 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
             "best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
             "n_train": len(data.train), "n_validation": len(data.validation)}
     save_checkpoint(out_dir / "checkpoint.pt", model, **meta)
-    live.summary.update({"best/val_acc": result.best_val_acc, "best/epoch": result.best_epoch,
+    live.summary.update({"best": {"val_acc": result.best_val_acc, "epoch": result.best_epoch},
                          "epochs": epochs, "n_train": len(data.train), "n_validation": len(data.validation)})
     live.end()
     (out_dir / "last.pt").unlink(missing_ok=True)

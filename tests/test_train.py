@@ -1,0 +1,108 @@
+"""Training: the CLI stage's outputs, determinism, resuming, k-fold roles, recipe variants."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from train_helpers import RECIPE, tiny_shards, write_params
+
+from pipeline.cli import main
+from pipeline.training.data import load_split_data
+from pipeline.training.train_model import train_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ratio_data(tmp_path_factory):
+    return tiny_shards(tmp_path_factory.mktemp("ratio"), "ckplus", "ratio")
+
+
+@pytest.fixture(scope="module")
+def kfold_data(tmp_path_factory):
+    return tiny_shards(tmp_path_factory.mktemp("kfold"), "jaffe", "kfold")
+
+
+def test_train_cli_writes_checkpoint_and_dvclive_history(ratio_data, tmp_path):
+    params = write_params(tmp_path / "params.yaml", ean={"epochs": 3},
+                          ean_noatt={"arch": "ean", "epochs": 1, "model_args": {"attention": False}})
+    assert main(["train", "--model", "ean", "--dataset", "ckplus", "--data", str(ratio_data),
+                 "--out", str(tmp_path / "models"), "--params", str(params)]) == 0
+    run = tmp_path / "models" / "ean-ckplus"
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["model"] == "ean" and ckpt["label_names"] == ["anger", "happiness", "surprise"]
+    assert ckpt["label_ids"] == [1, 5, 7] and ckpt["in_chans"] == 1 and ckpt["recipe"]["epochs"] == 3
+    assert 1 <= ckpt["best_epoch"] <= 3 and len(ckpt["params_hash"]) == 16
+    assert not (run / "last.pt").exists()  # removed once the checkpoint is written
+    summary = json.loads((run / "dvclive" / "metrics.json").read_text())
+    assert summary["best"]["val_acc"] == pytest.approx(ckpt["val_acc"])
+    history = (run / "dvclive" / "plots" / "metrics" / "val" / "acc.tsv").read_text().splitlines()
+    assert history[0] == "step\tacc" and len(history) == 1 + 3
+    # an ablation recipe: same network family, variant knobs from model_args
+    assert main(["train", "--model", "ean_noatt", "--dataset", "ckplus", "--data", str(ratio_data),
+                 "--out", str(tmp_path / "models"), "--params", str(params)]) == 0
+    variant = torch.load(tmp_path / "models" / "ean_noatt-ckplus" / "checkpoint.pt", weights_only=False)
+    assert variant["model"] == "ean" and variant["run_model"] == "ean_noatt"
+    n_att = sum(v.numel() for v in ckpt["state_dict"].values())
+    n_plain = sum(v.numel() for v in variant["state_dict"].values())
+    assert n_plain < n_att  # the ECA weights are gone
+
+
+def test_same_seed_gives_identical_results_on_cpu(ratio_data, tmp_path):
+    data = load_split_data(ratio_data / "ckplus")
+    a, _ = train_model(data, "ean", dict(RECIPE), tmp_path / "a", dataset="ckplus")
+    b, _ = train_model(data, "ean", dict(RECIPE), tmp_path / "b", dataset="ckplus")
+    assert a.history == b.history
+    assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
+    c, _ = train_model(data, "ean", {**RECIPE, "seed": 1}, tmp_path / "c", dataset="ckplus")
+    assert c.history != a.history  # the seed matters
+
+
+def test_interrupted_training_resumes_to_the_same_weights(ratio_data, tmp_path):
+    data = load_split_data(ratio_data / "ckplus")
+    recipe = {**RECIPE, "epochs": 3}
+    full, _ = train_model(data, "ean", recipe, tmp_path / "full", dataset="ckplus")
+    with pytest.raises(KeyboardInterrupt):
+        train_model(data, "ean", recipe, tmp_path / "cut", dataset="ckplus", stop_after_epoch=1)
+    assert (tmp_path / "cut" / "last.pt").is_file() and not (tmp_path / "cut" / "checkpoint.pt").exists()
+    resumed, _ = train_model(data, "ean", recipe, tmp_path / "cut", dataset="ckplus")
+    assert resumed.resumed_from == 1
+    assert resumed.history == full.history
+    assert all(torch.equal(full.best_state[k], resumed.best_state[k]) for k in full.best_state)
+    # a changed recipe does not resume from a foreign last.pt
+    with pytest.raises(KeyboardInterrupt):
+        train_model(data, "ean", recipe, tmp_path / "other", dataset="ckplus", stop_after_epoch=1)
+    fresh, _ = train_model(data, "ean", {**recipe, "seed": 3}, tmp_path / "other", dataset="ckplus")
+    assert fresh.resumed_from == 0
+
+
+def test_kfold_run_tests_on_its_fold_and_selects_on_the_next(kfold_data):
+    import pyarrow.parquet as pq
+
+    from pipeline.shards import shard_files
+
+    root = kfold_data / "jaffe"
+    table = pq.read_table(shard_files(root), columns=["fold", "image"]).to_pydict()
+    by_fold = {}
+    for f, img in zip(table["fold"], table["image"]):
+        by_fold.setdefault(f, set()).add(img["bytes"])
+    data = load_split_data(root, fold=2)
+    assert data.fold == 2
+    assert set(data.test.images) == by_fold[2]
+    assert set(data.validation.images) == by_fold[3]
+    assert set(data.train.images) == by_fold[0] | by_fold[1]
+    with pytest.raises(ValueError, match="out of range"):
+        load_split_data(root, fold=4)
+
+
+def test_ratio_dataset_rejects_a_fold(ratio_data):
+    with pytest.raises(ValueError, match="not k-fold"):
+        load_split_data(ratio_data / "ckplus", fold=0)
