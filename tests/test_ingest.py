@@ -117,10 +117,8 @@ def test_unknown_dataset():
 
 
 @pytest.mark.slow
-def test_prefect_run_gives_the_same_bytes(ck48, tmp_path, monkeypatch):
+def test_prefect_run_gives_the_same_bytes(ck48, tmp_path, monkeypatch, prefect_harness):
     """The stage's default path decodes chunks as Prefect tasks; the output equals the in-process one."""
-    from prefect.testing.utilities import prefect_test_harness
-
     import yaml
 
     params = yaml.safe_load(PARAMS.read_text())
@@ -129,8 +127,7 @@ def test_prefect_run_gives_the_same_bytes(ck48, tmp_path, monkeypatch):
     monkeypatch.setenv("FER_PARAMS", str(tmp_path / "params.yaml"))
     base = ["ingest", "ckplus", "--raw", str(ck48)]
     assert cli.main(base + ["--out", str(tmp_path / "plain"), "--no-prefect"]) == 0
-    with prefect_test_harness(server_startup_timeout=180):  # generous: the shared 2-core machine is busy
-        assert cli.main(base + ["--out", str(tmp_path / "prefect")]) == 0
+    assert cli.main(base + ["--out", str(tmp_path / "prefect")]) == 0
     for name in FILES:
         assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "prefect" / name).read_bytes()
     assert pq.ParquetFile(tmp_path / "prefect" / "manifest.parquet").num_row_groups == 3
