@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install repro test sample clean-venv
+.PHONY: install repro test sample raw clean-venv
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -15,14 +15,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# sample data only when data/raw holds no dataset yet; real data placed there is used as it is
+# Raw data, for every dataset of params.yaml `datasets`: data/raw/<dataset>.dvc files committed
+# without their data (a teammate's clone) are pulled from the DVC remote; a dataset still without
+# a folder gets the synthetic sample; real data placed in data/raw/<dataset>/ is used as it is.
+DVC      := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc
+DATASETS  = $(BIN)/python -c "from pipeline.params import load; print(*load()['datasets'])"
 sample: install
-	@if [ -z "$$(ls -A data/raw 2>/dev/null | grep -v '^\.')" ]; then \
-		$(BIN)/fer-pipeline sample --out data/raw; \
-	else echo "data/raw is not empty: using the data there"; fi
+	@pull=""; for f in data/raw/*.dvc; do \
+		if [ -e "$$f" ] && [ ! -d "$${f%.dvc}" ]; then pull="$$pull $$f"; fi; done; \
+	if [ -n "$$pull" ]; then $(DVC) pull $$pull; fi; \
+	missing=""; for d in $$($(DATASETS)); do [ -d "data/raw/$$d" ] || missing="$$missing $$d"; done; \
+	if [ -n "$$missing" ]; then echo "no data/raw/<dataset> for:$$missing: writing the synthetic sample"; \
+		$(BIN)/fer-pipeline sample --out data/raw --datasets $$missing; \
+	else echo "data/raw holds every dataset of params.yaml: using it"; fi
 
-repro: sample
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+# DVC tracks each raw dataset as data/raw/<dataset>.dvc (new or changed data is (re-)added;
+# unchanged data is not re-hashed): commit the .dvc files; `dvc push` shares the data
+raw: sample
+	@$(DVC) add --quiet $$(for d in $$($(DATASETS)); do echo data/raw/$$d; done)
+
+repro: raw
+	$(DVC) repro
 	$(BIN)/fer-pipeline report --print
 
 test: install
