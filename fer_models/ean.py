@@ -10,27 +10,28 @@ the classes followed by global average pooling. Config ``[c_head, c1(e1) ... c6(
 EAN is ``[16, 8(3), 16(6), 16(6), 32(6), 32(6), 64(3), 7]``, stride 2 at blocks 1, 2, 4 and 6,
 shortcuts at blocks 3 and 5 (the only blocks whose input and output shapes agree), BN + ReLU.
 
-Choices where the text is ambiguous -- the one reading that reproduces every parameter count of
-Tables 1 and 6 and the FLOP column exactly:
+Choices where the text is ambiguous -- the reading that reproduces Table 6 and five of Table 1's
+seven rows exactly, parameters and FLOPs:
 
 * input: 3 channels, 44x44 (the paper's crop of 48x48 faces; RAF-DB is RGB, grey FER2013 images
   are replicated to 3 channels);
 * head: 3x3 conv stride 1, no bias, BN, ReLU;
 * block: 1x1 expansion to ``hidden = c_in * e`` (kept even when ``e == 1``, unlike MobileNetV2:
-  only then does ``model_d`` reproduce), BN, ReLU; 3x3 depthwise conv (stride 1 or 2), BN, ReLU; 1x1 linear projection, BN; ECA (1D conv,
-  k = 3, no bias: exactly 3 parameters, 18 in all, Table 6's 43,840 - 43,822); then the shortcut
+  only then does ``model_d`` reproduce), BN, ReLU; 3x3 depthwise conv (stride 1 or 2), BN, ReLU;
+  1x1 linear projection, BN; ECA (1D conv, k = 3, no bias: exactly 3 parameters, 18 in all, Table 6's 43,840 - 43,822); then the shortcut
   add where there is one. No convolution has a bias;
 * tail: 3x3 conv ``c6 -> num_classes`` (stride 1, padding 1) + BN, no ReLU, then global average
   pooling gives the logits (no fully connected layer).
 
 Paper's numbers: 43,840 parameters (43,822 without ECA), 5.054 MFLOPs at 44x44 (convention: conv
-multiply-adds + 2 x BN output elements; conv MACs alone 4,567,536), 1.985 ms/frame ONNX CPU, memory
+multiply-adds + 2 x BN output elements, ECA's 1-D convolutions not counted; conv MACs alone
+4,567,536; ``pipeline.complexity`` convention ``"paper"``), 1.985 ms/frame ONNX CPU, memory
 3.902 MB; FER2013 69.74% -> 70.63% distilled, RAF-DB 82.56% -> 85.30% distilled (alpha 0.5, T 5).
 Table 1 rows are the named configs ``model_a`` ... ``model_f`` (pass ``config="model_c"``). This
 reading gives, with ECA (paper's Table 1 in brackets; parameters rounded to 1e-3 M there):
 ``ean`` 43,840 / 5.054 MFLOPs (0.044 / 5.054), ``model_a`` 76,608 / 20.892 (0.077 / 20.892),
 ``model_c`` 68,752 / 9.446 (0.069 / 9.446), ``model_d`` 53,280 / 11.723 (0.053 / 11.723),
-``model_f`` 52,024 / 5.127 (0.052 / 5.126): exact. Two rows do not reproduce under any reading we
+``model_f`` 52,024 / 5.126 (0.052 / 5.126): exact. Two rows do not reproduce under any reading we
 tried (hidden width from c_in or c_out, expansion skipped at e = 1 or not, other stride patterns):
 ``model_e`` 52,728 / 5.703 (0.053 / 11.157: parameters agree, FLOPs do not) and ``model_b``
 76,528 / 12.909 (0.069 / 24.834); we take them as typos in the table and build them as written.

@@ -17,7 +17,7 @@ def test_table_lists_every_ean_variant_with_the_papers_figures(capsys: pytest.Ca
     lines = [line for line in out.splitlines() if line.startswith("| ean |")]
     assert [line.split("|")[2].strip() for line in lines] == list(fer_models.model_variants("ean"))
     default = lines[0]
-    assert "| 43,840 | 43,840 |" in default and "5.055M | 5.054M | paper" in default
+    assert "| 43,840 | 43,840 |" in default and "5.054M | 5.054M | paper" in default
     assert "| 43,822 | 43,822 |" in lines[1]
     assert "| 76,608 | 0.077M | 20.892M | 20.892M |" in out
 
