@@ -16,7 +16,8 @@ given, e.g. from a checkpoint).
 Files are opened lazily in each worker and the dataset pickles without open handles or caches, so
 it works with ``DataLoader(num_workers>0)``. The PNG bytes of the selection are held in memory when
 they fit in ``cache_mb`` (one read per file), otherwise row groups are read on demand (a small LRU);
-``cache_decoded`` also keeps the decoded, resized uint8 arrays (per worker).
+``cache_decoded`` also keeps the decoded, resized uint8 arrays (per process; by default when they
+fit in ``cache_mb``).
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ class ShardDataset(_TorchDataset):
         mean, std: per-channel normalisation after scaling to [0, 1].
         classes: class names fixing the label order (default: labels present under ``root``).
         cache_mb: hold the selection's PNG bytes in memory when they total at most this.
-        cache_decoded: also keep decoded, resized uint8 arrays in memory (small datasets).
+        cache_decoded: also keep decoded, resized uint8 arrays in memory, per process (epochs after
+            the first skip decoding; with workers use ``persistent_workers=True``). ``"auto"``: when
+            they total at most ``cache_mb`` (needs ``size``).
     """
 
     def __init__(self, root: str | os.PathLike, split: str | None = "train", *, fold: int | None = None,
@@ -82,7 +85,8 @@ class ShardDataset(_TorchDataset):
                  channels: int = 1,
                  size: int | Sequence[int] | None = 48, transform: Callable[..., Any] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 classes: Sequence[str] | None = None, cache_mb: float = 512, cache_decoded: bool = False):
+                 classes: Sequence[str] | None = None, cache_mb: float = 512,
+                 cache_decoded: bool | str = "auto"):
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         self.root = Path(root)
@@ -91,7 +95,6 @@ class ShardDataset(_TorchDataset):
         self.transform = transform
         self.mean = None if mean is None else np.asarray(mean, np.float32).reshape(-1, 1, 1)
         self.std = None if std is None else np.asarray(std, np.float32).reshape(-1, 1, 1)
-        self.cache_decoded = cache_decoded
         names, self.unified_to_index = contiguous_labels(classes if classes is not None else labels_present(root))
         self.classes: list[str] = names
 
@@ -144,6 +147,10 @@ class ShardDataset(_TorchDataset):
         self.targets: list[int] = [self.unified_to_index[int(u)] for u in unified]
         self.image_ids: list[str] = ids  # per sample, e.g. to report predictions per image
         self.cache_mb = cache_mb
+        if cache_decoded == "auto":
+            decoded = len(self._row) * self.size[0] * self.size[1] * channels if self.size else None
+            cache_decoded = decoded is not None and decoded <= cache_mb * (1 << 20)
+        self.cache_decoded = bool(cache_decoded)
         self._reset_state()
 
     # --- per-process state (never pickled) -------------------------------------------------

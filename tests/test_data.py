@@ -100,10 +100,13 @@ def test_online_transform_and_normalisation(ratio):
 
 def test_row_group_reads_equal_the_in_memory_cache(kfold):
     cached = ShardDataset(kfold, fold=1, part="train", cache_decoded=True)
+    assert ShardDataset(kfold, fold=1, part="train").cache_decoded  # small: "auto" caches
     streamed = ShardDataset(kfold, fold=1, part="train", cache_mb=0)
+    assert not streamed.cache_decoded
     for i in np.random.default_rng(0).permutation(len(cached))[:40]:
         a, b = cached[i], streamed[i]
         assert torch.equal(a[0], b[0]) and a[1] == b[1]
+        assert torch.equal(cached[i][0], a[0])  # served from the decoded cache
     assert streamed._png is None and len(streamed._groups) <= 4
 
 
