@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     params = base / "params.yaml"
     bench_params(params)
     env = {**os.environ, "FER_PARAMS": str(params), "OMP_NUM_THREADS": "1"}
+    # align always runs a Prefect flow; on a loaded machine its temporary server needs more than 20 s
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     results: dict[tuple[str, int], tuple[float, float]] = {}
     images: dict[int, int] = {}
     try:
