@@ -22,7 +22,7 @@ import hashlib
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -73,7 +73,6 @@ class Plan:
 
     rows: pd.DataFrame
     job: AugmentJob
-    notes: list[str] = field(default_factory=list)
 
 
 def read_metadata(crops: Path) -> pd.DataFrame:
