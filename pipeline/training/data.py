@@ -144,12 +144,13 @@ def fold_count(root: str | Path) -> int:
     return top + 1
 
 
-def load_split_data(root: str | Path, fold: int | None = None) -> SplitData:
+def load_split_data(root: str | Path, fold: int | None = None, *, validation_fold: bool = True) -> SplitData:
     """The rows of a run on the shards under ``root`` by role (see the module doc).
 
     ``fold`` is used for a k-fold dataset (default 0 there) and must be None otherwise. A
     dataset without validation shards gets an empty validation part (``fit`` then keeps the
-    last epoch).
+    last epoch). ``validation_fold=False`` (k-fold only): no validation fold; the other
+    ``k - 1`` folds all train and ``fit`` keeps the last epoch (a fixed schedule, no selection).
     """
     from pipeline.data import ShardDataset
     from pipeline.labels import LABEL_INDEX
@@ -161,11 +162,11 @@ def load_split_data(root: str | Path, fold: int | None = None) -> SplitData:
         f = 0 if fold is None else int(fold)
         if not 0 <= f < k:
             raise ValueError(f"{root}: fold {f} out of range 0..{k - 1}")
-        if k < 3:
+        if validation_fold and k < 3:
             raise ValueError(f"{root}: {k} folds leave none for validation (need k >= 3)")
         v = (f + 1) % k
-        train = ShardDataset(root, fold=f, part="train", exclude_folds=[v], size=None)
-        val = ShardDataset(root, fold=v, part="test", size=None)
+        train = ShardDataset(root, fold=f, part="train", exclude_folds=[v] if validation_fold else [], size=None)
+        val = ShardDataset(root, fold=v, part="test", size=None) if validation_fold else None
         test = ShardDataset(root, fold=f, part="test", size=None)
         names = ("train", "validation", "test")
     else:

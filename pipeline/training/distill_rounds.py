@@ -6,7 +6,8 @@ initialisation with ``weight_transfer: false``, the ablation of Table 6), trains
 temperature T, weight ``alpha``) at learning rate lr2, and is selected on validation accuracy
 like any training run. Then the student becomes the teacher of round ``r + 1``. The loop stops
 when validation accuracy has not improved for ``patience`` rounds, or after ``max_rounds``; the
-best student is kept.
+best student is kept. Without validation rows (a k-fold run with ``validation_fold=False``) all
+``max_rounds`` rounds run and the last student is kept, as :func:`fit` keeps the last epoch.
 
 Every round is recorded (``rounds.json`` and DVCLive, step = round, round 0 = the teacher) and
 has its own resumable directory ``rounds/round-<r>/``: a finished round whose key matches is
@@ -16,6 +17,7 @@ reused, so an interrupted distillation continues where it stopped.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -57,6 +59,8 @@ class DistillResult:
 
 
 def _val_accuracy(model: torch.nn.Module, data: SplitData, recipe: dict[str, Any], device) -> float:
+    if len(data.validation) == 0:
+        return float("nan")
     ds = ImageDataset(data.validation, data.label_ids, int(recipe["input"]["channels"]), eval_transform(recipe))
     probs, labels = predict_proba(model, make_loader(ds, int(recipe["batch_size"]), shuffle=False), device)
     return float((probs.argmax(1) == labels).mean())
@@ -134,7 +138,7 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
         live.step = r
         live.log_metric("round/val_acc", val_acc)
         live.next_step()
-        if val_acc > max(x["val_acc"] for x in result.rounds[:-1]):
+        if math.isnan(val_acc) or val_acc > max(x["val_acc"] for x in result.rounds[:-1]):  # no validation: last
             result.best_round, best_state = r, copy.deepcopy(student.state_dict())
         teacher = student.eval()  # the student is the next round's teacher
     final = build_model(teacher_ckpt["model"], teacher_ckpt["num_classes"], teacher_ckpt["in_chans"],
