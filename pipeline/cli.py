@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "train": "train one model on one dataset",
     "distill": "iterative teacher-student distillation of EAN",
     "evaluate": "evaluate a trained model on its test data",
+    "cv": "subject-independent k-fold cross-validation of models (mean ± std over folds)",
     "report": "write reports/results.md and metrics.json",
     "predict": "detect, align and classify faces in photographs",
     "profile": "switch params.yaml to a named profile (demo, paper, ckplus48)",

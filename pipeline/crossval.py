@@ -1,0 +1,289 @@
+"""Subject-independent k-fold cross-validation of models on one k-fold dataset: the work of ``fer-pipeline cv``.
+
+For every fold ``f`` of the shards under ``data/processed/<dataset>/`` (``split.<dataset>.protocol:
+kfold``) and every model of ``cv.<dataset>.models``: train by the model's own recipe
+(``train.<model>``, :func:`pipeline.training.train_model.train_model`), optionally run EAN's
+iterative distillation from that trained EAN (``distill.<dataset>`` settings,
+:func:`pipeline.training.distill_rounds.distill`), and score the fold's test subjects, who took no
+part in training or selection. Each fold's subject independence is asserted on the very rows used
+(:func:`assert_fold_independent`) before anything trains.
+
+Reported per model: the mean ± standard deviation of the per-fold test accuracies (ten-crop when
+``ten_crop``, the number of record; centre-crop alongside), the pooled confusion matrix and
+per-class recall over all folds' test images, parameters and wall time. No fold ensembles: a
+fold's model only ever sees its own test fold.
+
+Runs are resumable: a fold whose ``scores.json`` exists under ``models/cv/<dataset>/<model>-fold<f>/``
+with the same run key (recipe + data) is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.atomic import write_text
+
+DISTILLED = "ean_distilled"
+
+
+@dataclass
+class FoldScore:
+    """One model's result on one test fold."""
+
+    fold: int
+    accuracy: float
+    centre_accuracy: float
+    y_true: list[int]
+    y_pred: list[int]
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def shard_rows(root: str | Path) -> pd.DataFrame:
+    """``subject``, ``fold``, ``split``, ``parent_id`` and ``label_name`` of every shard row under ``root``."""
+    import pyarrow.parquet as pq
+
+    from pipeline.shards import shard_files
+
+    cols = ["subject", "fold", "split", "parent_id", "label_name"]
+    files = shard_files(root)
+    if not files:
+        raise FileNotFoundError(f"{root}: no shards (run `fer-pipeline shard` first)")
+    return pd.concat([pq.read_table(p, columns=cols).to_pandas() for p in files], ignore_index=True)
+
+
+def fold_roles(rows: pd.DataFrame, fold: int, validation_fold: bool) -> dict[str, pd.DataFrame]:
+    """The rows of each role of a fold run, as :func:`pipeline.training.data.load_split_data` picks them."""
+    k = int(rows["fold"].max()) + 1
+    v = (fold + 1) % k
+    original = rows["parent_id"].isna()
+    test = rows[(rows["fold"] == fold) & original]
+    if validation_fold:
+        val = rows[(rows["fold"] == v) & original]
+        train = rows[(rows["fold"] != fold) & (rows["fold"] != v)]
+    else:
+        val = rows.iloc[0:0]
+        train = rows[rows["fold"] != fold]
+    return {"train": train, "validation": val, "test": test}
+
+
+def assert_fold_independent(rows: pd.DataFrame, fold: int, validation_fold: bool, name: str = "dataset") -> None:
+    """Raise ``SplitError`` unless the fold's train, validation and test rows share no subject.
+
+    Every row must carry a subject: a subject-less row could hide a person on both sides.
+    """
+    from pipeline.splits import SplitError
+
+    if rows["subject"].isna().any():
+        raise SplitError(f"{name}: {int(rows['subject'].isna().sum())} rows without a subject; "
+                         "subject-independent folds need one on every row")
+    roles = fold_roles(rows, fold, validation_fold)
+    subjects = {role: set(df["subject"].astype(str)) for role, df in roles.items()}
+    if not subjects["test"]:
+        raise SplitError(f"{name}: fold {fold} has no test rows")
+    for a, b in (("train", "test"), ("train", "validation"), ("validation", "test")):
+        shared = subjects[a] & subjects[b]
+        if shared:
+            raise SplitError(f"{name}: fold {fold}: subjects in both {a} and {b}: {sorted(shared)[:10]}")
+
+
+def _score(checkpoint: Path, data, ten_crop: bool, batch_size: int = 64) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(reported accuracy, centre-crop accuracy, y_true, y_pred) of ``checkpoint`` on ``data.test``."""
+    import torch
+
+    from pipeline.training.checkpoint import load_model
+    from pipeline.training.data import ImageDataset, make_loader
+    from pipeline.training.loop import predict_proba
+    from pipeline.training.transforms import eval_transform
+
+    model, ckpt = load_model(checkpoint, "cpu")
+    recipe, channels = ckpt["recipe"], int(ckpt["in_chans"])
+    cpu = torch.device("cpu")
+    ds = ImageDataset(data.test, ckpt["label_ids"], channels, eval_transform(recipe))
+    probs, y = predict_proba(model, make_loader(ds, batch_size, shuffle=False), cpu)
+    centre = float((probs.argmax(1) == y).mean())
+    if ten_crop:
+        ds10 = ImageDataset(data.test, ckpt["label_ids"], channels, eval_transform(recipe, ten_crop=True))
+        probs, y = predict_proba(model, make_loader(ds10, max(1, batch_size // 10), shuffle=False), cpu)
+    pred = probs.argmax(1)
+    return float((pred == y).mean()), centre, y, pred
+
+
+def _cached(run_dir: Path, key: str) -> FoldScore | None:
+    path = run_dir / "scores.json"
+    if not path.is_file():
+        return None
+    rec = json.loads(path.read_text())
+    if rec.get("key") != key:
+        return None
+    return FoldScore(**{k: v for k, v in rec.items() if k != "key"})
+
+
+def _save(run_dir: Path, key: str, score: FoldScore) -> None:
+    write_text(run_dir / "scores.json", json.dumps({"key": key, **score.__dict__}) + "\n")
+
+
+def run_fold(data, model: str, recipe: dict[str, Any], run_dir: Path, *, dataset: str,
+             ten_crop: bool) -> FoldScore:
+    """Train ``model`` on one fold's ``data`` (or reuse a finished run) and score its test rows."""
+    from pipeline.training.recipe import fingerprint
+    from pipeline.training.train_model import train_model
+
+    key = fingerprint("cv", model, recipe, data.fingerprint, ten_crop)
+    cached = _cached(run_dir, key)
+    if cached is not None:
+        return cached
+    t0 = time.perf_counter()
+    train_model(data, model, recipe, run_dir, dataset=dataset)
+    acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop)
+    score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0)
+    _save(run_dir, key, score)
+    return score
+
+
+def distill_fold(data, teacher_dir: Path, settings: dict[str, Any], run_dir: Path, *, dataset: str,
+                 ten_crop: bool) -> FoldScore:
+    """EAN's distillation rounds from the fold's trained teacher (or a finished run), scored on the test rows."""
+    from pipeline.training.checkpoint import read_checkpoint
+    from pipeline.training.distill_rounds import distill
+    from pipeline.training.recipe import fingerprint
+
+    teacher_key = read_checkpoint(teacher_dir / "checkpoint.pt").get("params_hash")
+    key = fingerprint("cv-distill", teacher_key, settings, data.fingerprint, ten_crop)
+    cached = _cached(run_dir, key)
+    if cached is not None:
+        return cached
+    t0 = time.perf_counter()
+    result = distill(teacher_dir / "checkpoint.pt", data, settings, run_dir, dataset=dataset)
+    acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop)
+    score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0,
+                      {"best_round": result.best_round, "rounds": len(result.rounds) - 1})
+    _save(run_dir, key, score)
+    return score
+
+
+def summarize(name: str, scores: Sequence[FoldScore], label_names: Sequence[str], params: int,
+              extra_seconds: float = 0.0) -> dict[str, Any]:
+    """Mean ± std (population, over folds) of the accuracies; pooled metrics over all test images."""
+    from pipeline.metrics import classification_metrics
+
+    accs = np.array([s.accuracy for s in scores])
+    centre = np.array([s.centre_accuracy for s in scores])
+    y = np.concatenate([s.y_true for s in scores]).astype(int)
+    p = np.concatenate([s.y_pred for s in scores]).astype(int)
+    pooled = classification_metrics(y, p, list(label_names))
+    return {"model": name, "params": int(params), "folds": [s.fold for s in scores],
+            "accuracy_per_fold": accs.round(6).tolist(), "mean": float(accs.mean()), "std": float(accs.std()),
+            "centre_mean": float(centre.mean()), "centre_std": float(centre.std()),
+            "pooled": pooled, "recall": {c: v["recall"] for c, v in pooled["per_class"].items()},
+            "seconds": float(sum(s.seconds for s in scores) + extra_seconds),
+            "fold_extra": [s.extra for s in scores]}
+
+
+def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any], models_dir: str | Path,
+                   params_file: str | None = None, log=print) -> dict[str, Any]:
+    """Run the protocol on ``data_root`` (the dataset's shards) for ``settings`` (``cv`` params).
+
+    ``settings``: ``models`` (train recipes), ``distill`` (bool: also the distilled EAN),
+    ``validation_fold`` (bool), ``ten_crop`` (bool), ``folds`` (``all`` or a list of indices).
+    Returns ``{"dataset", "k", "folds", "settings", "classes", "models": {name: summary}}``.
+    """
+    from pipeline.complexity import count_params
+    from pipeline.splits import assert_subject_independent
+    from pipeline.training.checkpoint import load_model
+    from pipeline.training.data import fold_count, load_split_data
+    from pipeline.training.recipe import load_recipe
+
+    data_root, models_dir = Path(data_root), Path(models_dir)
+    k = fold_count(data_root)
+    if k < 2:
+        raise ValueError(f"{data_root}: not k-fold shards (set split.{dataset}.protocol: kfold, k >= 2)")
+    validation_fold = bool(settings.get("validation_fold", False))
+    ten_crop = bool(settings.get("ten_crop", True))
+    folds = list(range(k)) if settings.get("folds", "all") == "all" else [int(f) for f in settings["folds"]]
+    if any(not 0 <= f < k for f in folds):
+        raise ValueError(f"cv.folds {folds}: out of range 0..{k - 1}")
+    models = list(settings.get("models") or [])
+    do_distill = bool(settings.get("distill", False))
+    distill_settings = load_recipe("distill", dataset, params_file) if do_distill else {}
+    teacher = distill_settings.get("teacher", "ean")
+    if do_distill and teacher not in models:
+        raise ValueError(f"cv.distill needs its teacher {teacher!r} among cv.models {models}")
+    recipes = {m: load_recipe("train", m, params_file) for m in models}
+
+    rows = shard_rows(data_root)
+    assert_subject_independent(rows, dataset)
+    order = [x for m in models for x in ([m, DISTILLED] if do_distill and m == teacher else [m])]
+    scores: dict[str, list[FoldScore]] = {m: [] for m in order}
+    n_params: dict[str, int] = {}
+    label_names: list[str] = []
+    for f in folds:
+        assert_fold_independent(rows, f, validation_fold, dataset)
+        data = load_split_data(data_root, f, validation_fold=validation_fold)
+        label_names = data.label_names
+        for m in models:
+            run_dir = models_dir / f"{m}-fold{f}"
+            s = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop)
+            scores[m].append(s)
+            log(f"{dataset} fold {f}/{k}: {m} {s.accuracy:.4f} (centre {s.centre_accuracy:.4f}) {s.seconds:.0f}s")
+            if m not in n_params:
+                n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
+            if do_distill and m == teacher:
+                d = distill_fold(data, run_dir, distill_settings, models_dir / f"{DISTILLED}-fold{f}",
+                                 dataset=dataset, ten_crop=ten_crop)
+                scores[DISTILLED].append(d)
+                n_params[DISTILLED] = n_params[m]
+                log(f"{dataset} fold {f}/{k}: {DISTILLED} {d.accuracy:.4f} (centre {d.centre_accuracy:.4f}) "
+                    f"{d.seconds:.0f}s, rounds {d.extra.get('rounds')}")
+    summaries = {}
+    for name, s in scores.items():
+        # the distilled EAN's time includes its teacher's training: the cost of getting it
+        extra = sum(x.seconds for x in scores[teacher]) if name == DISTILLED else 0.0
+        summaries[name] = summarize(name, s, label_names, n_params[name], extra)
+    return {"dataset": dataset, "k": k, "folds": folds, "classes": label_names,
+            "settings": {**settings, "validation_fold": validation_fold, "ten_crop": ten_crop},
+            "distill": distill_settings, "models": summaries}
+
+
+def results_table(result: dict[str, Any]) -> str:
+    """A Markdown table: model, params, mean ± std accuracy, per-class recall (pooled), wall time."""
+    classes = result["classes"]
+    short = [c[:4] for c in classes]
+    head = ["model", "params", "accuracy (mean ± std)", "centre-crop"] + [f"R {s}" for s in short] + ["wall time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in result["models"].items():
+        recall = [f"{100 * s['recall'][c]:.1f}" for c in classes]
+        lines.append("| " + " | ".join([name, f"{s['params']:,}", f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f}",
+                                         f"{100 * s['centre_mean']:.2f}"] + recall + [_duration(s["seconds"])]) + " |")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s"
+
+
+def write_outputs(result: dict[str, Any], out_dir: str | Path) -> None:
+    """``metrics.json`` (everything), ``results.md`` (the table) and a pooled confusion PNG per model."""
+    from pipeline.evaluation import save_confusion_png
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "metrics.json", json.dumps(result, indent=2, default=str) + "\n")
+    k, n = result["k"], len(result["folds"])
+    write_text(out_dir / "results.md",
+               f"# {result['dataset']}: subject-independent {k}-fold cross-validation ({n} folds run)\n\n"
+               f"Accuracy {'ten-crop' if result['settings']['ten_crop'] else 'centre-crop'} on each test fold; "
+               f"mean ± std over folds; recall per class pooled over all test images.\n\n"
+               + results_table(result) + "\n")
+    for name, s in result["models"].items():
+        save_confusion_png(s["pooled"]["confusion"]["normalized"], result["classes"],
+                           out_dir / f"confusion-{name}.png",
+                           f"{name} pooled over {n} folds  acc {100 * s['mean']:.1f}±{100 * s['std']:.1f}")
