@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_recipe("distill", args.dataset, args.params)
     teacher = Path(args.models) / f"{settings.get('teacher', 'ean')}-{args.dataset}" / "checkpoint.pt"
-    fold = int(read_checkpoint(teacher).get("fold", -1))
-    data = load_split_data(Path(args.data) / args.dataset, fold if fold >= 0 else None)
+    ckpt = read_checkpoint(teacher)
+    fold = int(ckpt.get("fold", -1))
+    data = load_split_data(Path(args.data) / args.dataset, fold if fold >= 0 else None,
+                           derived_rows=bool(ckpt["recipe"].get("derived_rows", True)))
     out = Path(args.models) / f"{DISTILLED}-{args.dataset}"
     result = distill(teacher, data, settings, out, dataset=args.dataset)
     accs = ", ".join(f"r{r['round']} {r['val_acc']:.4f}" for r in result.rounds)

@@ -90,6 +90,9 @@ def evaluate_checkpoint(checkpoint: str | Path, test_rows, out_dir: str | Path, 
                                "dataset": ckpt.get("dataset"), "fold": ckpt.get("fold", -1), "checkpoint": str(checkpoint),
                                "params_hash": ckpt.get("params_hash"), "input": [channels, size, size]}
     metrics.update(classification_metrics(y_true, y_pred, names))
+    if "rounds" in ckpt:  # a distilled model: its rounds travel with its evaluation
+        metrics["distillation"] = {"rounds": ckpt["rounds"], "best_round": ckpt.get("best_round"),
+                                   "alpha": ckpt["distill"]["alpha"], "temperature": ckpt["distill"]["temperature"]}
     if settings.get("ten_crop"):
         ds10 = ImageDataset(test_rows, ckpt["label_ids"], channels, eval_transform(recipe, ten_crop=True))
         p10, y10 = predict_proba(model, make_loader(ds10, max(1, bs // 10), shuffle=False), torch.device("cpu"))

@@ -1,6 +1,6 @@
 """Stage ``report``: ``reports/results.md`` + ``reports/metrics.json`` from every evaluation.
 
-``fer-pipeline report`` reads ``eval/*/metrics.json``, ``models/ean_distilled-*/rounds.json`` and the
+``fer-pipeline report`` reads ``eval/*/metrics.json`` (the distilled models' rounds included) and the
 sample marker under ``data/raw`` (provenance); ``--print`` also prints the results table (``make
 repro`` calls it last). The work is in :mod:`pipeline.reporting`.
 """
@@ -14,7 +14,6 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", default=None, help="evaluations root (default: report.eval_dir)")
-    parser.add_argument("--models", default=None, help="models root (default: report.models_dir)")
     parser.add_argument("--raw", default="data/raw", help="raw data root (its sample marker tells the provenance)")
     parser.add_argument("--out", default="reports", help="output directory")
     parser.add_argument("--print", dest="print_table", action="store_true", help="print the results table")
@@ -28,9 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     params = load(args.params)
     settings = params.get("report") or {}
-    md, doc, table = build_report(args.eval or settings.get("eval_dir", "eval"),
-                                  args.models or settings.get("models_dir", "models"), args.raw,
-                                  params.get("profile"))
+    md, doc, table = build_report(args.eval or settings.get("eval_dir", "eval"), args.raw, params.get("profile"))
     out = Path(args.out)
     write_text(out / "results.md", md)
     write_text(out / "metrics.json", json.dumps(doc, indent=2, default=str) + "\n")

@@ -1,8 +1,8 @@
 """Build ``reports/results.md`` and ``reports/metrics.json`` from every ``eval/*/metrics.json``.
 
 One table of (model, dataset) with our test accuracy next to the paper's, the papers' ablation
-tables with ours where the run exists (else "not run in this profile"), the distillation rounds,
-and parameters / FLOPs / latency. The data provenance comes from the sample generator's marker
+tables with ours where the run exists (else "not run in this profile"), the distillation rounds
+(carried in the distilled models' evaluations), and parameters / FLOPs / latency. The data provenance comes from the sample generator's marker
 (``data/raw/.synthetic-sample.json``): a dataset listed there is the generated sample, any other
 is real data; the report says which, first thing.
 """
@@ -46,12 +46,9 @@ def provenance(raw_dir: str | Path, datasets: list[str]) -> dict[str, str]:
     return out
 
 
-def distillation_records(models_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{dataset: rounds.json}`` of every ``<models_dir>/ean_distilled-<dataset>/``."""
-    out = {}
-    for path in sorted(Path(models_dir).glob("ean_distilled-*/rounds.json")):
-        out[path.parent.name.split("-", 1)[1]] = json.loads(path.read_text())
-    return out
+def distillation_records(evals: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{dataset: {rounds, best_round, alpha, temperature}}`` of every evaluated distilled model."""
+    return {m["dataset"]: m["distillation"] for m in evals.values() if "distillation" in m}
 
 
 def _pct(x: float | None) -> str:
@@ -136,8 +133,7 @@ def distillation_section(records: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines + grid)
 
 
-def build_report(eval_dir: str | Path, models_dir: str | Path, raw_dir: str | Path,
-                 profile: str | None) -> tuple[str, dict[str, Any], str]:
+def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None) -> tuple[str, dict[str, Any], str]:
     """The markdown report, the metrics document and the main table alone (for ``--print``)."""
     evals = collect_evaluations(eval_dir)
     if not evals:
@@ -148,7 +144,7 @@ def build_report(eval_dir: str | Path, models_dir: str | Path, raw_dir: str | Pa
     rows = _main_rows(evals)
     table = main_table(rows)
     abl_md, abl_data = ablation_tables(evals)
-    records = distillation_records(models_dir)
+    records = distillation_records(evals)
     ean = [m["latency"]["ratio"] for n, m in evals.items() if m.get("arch") == "ean" and m.get("latency")]
     if synthetic:
         headline = (f"**Data: the generated synthetic sample** for {', '.join(synthetic)} — procedural faces, "

@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.training.train_model import train_model
 
     recipe = load_recipe("train", args.model, args.params)
-    data = load_split_data(Path(args.data) / args.dataset, args.fold)
+    data = load_split_data(Path(args.data) / args.dataset, args.fold,
+                           derived_rows=bool(recipe.get("derived_rows", True)))
     out = Path(args.out) / run_name(args.model, args.dataset, args.fold)
     result, meta = train_model(data, args.model, recipe, out, dataset=args.dataset)
     print(f"{out.name}: {len(data.train)} train / {len(data.validation)} validation rows, classes "

@@ -49,7 +49,7 @@ def write_params(path: Path, **recipes: dict[str, Any]) -> Path:
         "evaluate": {"batch_size": 16, "ten_crop": True, "latency": {"runs": 5, "threads": 1},
                      "onnx_tolerance": 1e-3},
         "align": {"defaults": {"size": 32, "colour": "grey", "margin": 0.25}},
-        "report": {"eval_dir": "eval", "models_dir": "models"},
+        "report": {"eval_dir": "eval"},
     }
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

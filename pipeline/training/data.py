@@ -144,13 +144,16 @@ def fold_count(root: str | Path) -> int:
     return top + 1
 
 
-def load_split_data(root: str | Path, fold: int | None = None, *, validation_fold: bool = True) -> SplitData:
+def load_split_data(root: str | Path, fold: int | None = None, *, validation_fold: bool = True,
+                    derived_rows: bool = True) -> SplitData:
     """The rows of a run on the shards under ``root`` by role (see the module doc).
 
     ``fold`` is used for a k-fold dataset (default 0 there) and must be None otherwise. A
     dataset without validation shards gets an empty validation part (``fit`` then keeps the
     last epoch). ``validation_fold=False`` (k-fold only): no validation fold; the other
     ``k - 1`` folds all train and ``fit`` keeps the last epoch (a fixed schedule, no selection).
+    ``derived_rows=False`` trains on the originals only, without the shards' offline-augmented
+    copies (a recipe's ``derived_rows``).
     """
     from pipeline.data import ShardDataset
     from pipeline.labels import LABEL_INDEX
@@ -165,7 +168,8 @@ def load_split_data(root: str | Path, fold: int | None = None, *, validation_fol
         if validation_fold and k < 3:
             raise ValueError(f"{root}: {k} folds leave none for validation (need k >= 3)")
         v = (f + 1) % k
-        train = ShardDataset(root, fold=f, part="train", exclude_folds=[v] if validation_fold else [], size=None)
+        train = ShardDataset(root, fold=f, part="train", exclude_folds=[v] if validation_fold else [],
+                             include_augmented=derived_rows, size=None)
         val = ShardDataset(root, fold=v, part="test", size=None) if validation_fold else None
         test = ShardDataset(root, fold=f, part="test", size=None)
         names = ("train", "validation", "test")
@@ -173,7 +177,7 @@ def load_split_data(root: str | Path, fold: int | None = None, *, validation_fol
         if fold is not None:
             raise ValueError(f"{root}: --fold {fold} given, but the shards are not k-fold (fold is -1)")
         f = -1
-        train = ShardDataset(root, split="train", size=None)
+        train = ShardDataset(root, split="train", include_augmented=derived_rows, size=None)
         test = ShardDataset(root, split="test", size=None)
         val = ShardDataset(root, split="validation", size=None) if shard_files(root, "validation") else None
         names = ("train", "validation", "test")

@@ -1,0 +1,120 @@
+"""Distillation: the loss against a hand computation, weight transfer, the round loop and its stop rule."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from train_helpers import tiny_shards, write_params
+
+from pipeline.cli import main
+from pipeline.training import distill_rounds
+from pipeline.training.distill_rounds import should_stop
+from pipeline.training.losses import distillation_loss
+
+
+def _softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def test_distillation_loss_matches_a_hand_computation():
+    student = np.array([[2.0, -1.0, 0.5], [0.0, 1.5, -0.5]])
+    teacher = np.array([[1.0, 0.0, 3.0], [-2.0, 2.5, 0.5]])
+    targets = np.array([0, 1])
+    alpha, t = 0.5, 5.0
+    kl = ce = 0.0
+    for s, q, y in zip(student, teacher, targets):
+        p_t, p_s = _softmax(q / t), _softmax(s / t)
+        kl += sum(a * math.log(a / b) for a, b in zip(p_t, p_s))
+        ce += -math.log(_softmax(s)[y])
+    expected = alpha * t * t * kl / 2 + (1 - alpha) * ce / 2
+    got = distillation_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor(targets), alpha, t)
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+    # alpha = 0 is plain cross-entropy; identical logits leave only the CE term
+    ce_only = distillation_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor(targets), 0.0, t)
+    assert ce_only.item() == pytest.approx(ce / 2, rel=1e-9)
+    same = distillation_loss(torch.tensor(student), torch.tensor(student), torch.tensor(targets), 1.0, t)
+    assert same.item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError):
+        distillation_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor(targets), 1.5, t)
+
+
+@pytest.mark.parametrize("accs, patience, max_rounds, stop", [
+    ([0.5], 1, 3, False),               # only the teacher: run round 1
+    ([0.5, 0.6], 1, 3, False),          # improved: go on
+    ([0.5, 0.6, 0.6], 1, 3, True),      # no improvement for 1 round
+    ([0.5, 0.6, 0.55], 2, 5, False),    # patience 2: one bad round is not enough
+    ([0.5, 0.6, 0.55, 0.6], 2, 5, True),
+    ([0.5, 0.6, 0.7, 0.8], 1, 3, True),  # max rounds reached
+])
+def test_round_loop_stop_rule(accs, patience, max_rounds, stop):
+    assert should_stop(accs, patience, max_rounds) is stop
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("distill")
+    data = tiny_shards(base, "rafdb", "ratio")
+    params = write_params(base / "params.yaml")
+    torch.set_num_threads(1)
+    assert main(["train", "--model", "ean", "--dataset", "rafdb", "--data", str(data), "--out", str(base / "models"),
+                 "--params", str(params)]) == 0
+    return base, data, params
+
+
+def test_round_one_student_starts_from_the_teacher_weights(trained, monkeypatch, tmp_path):
+    base, data, params = trained
+    teacher = torch.load(base / "models" / "ean-rafdb" / "checkpoint.pt", weights_only=False)["state_dict"]
+    seen = []
+    real_fit = distill_rounds.fit
+
+    def spy(model, *args, **kwargs):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(distill_rounds, "fit", spy)
+    models = tmp_path / "models"
+    (models / "ean-rafdb").mkdir(parents=True)
+    (models / "ean-rafdb" / "checkpoint.pt").write_bytes((base / "models" / "ean-rafdb" / "checkpoint.pt").read_bytes())
+    assert main(["distill", "--dataset", "rafdb", "--data", str(data), "--models", str(models),
+                 "--params", str(params)]) == 0
+    assert seen and all(torch.equal(seen[0][k], teacher[k]) for k in teacher)
+    # every round is recorded, the stop rule decided the count, the best student is kept
+    rec = json.loads((models / "ean_distilled-rafdb" / "rounds.json").read_text())
+    accs = [r["val_acc"] for r in rec["rounds"]]
+    assert rec["rounds"][0]["round"] == 0 and len(seen) == len(accs) - 1
+    assert should_stop(accs, 1, 2) and not any(should_stop(accs[:i], 1, 2) for i in range(1, len(accs)))
+    assert accs[rec["best_round"]] == max(accs)
+    out = torch.load(models / "ean_distilled-rafdb" / "checkpoint.pt", weights_only=False)
+    assert out["run_model"] == "ean_distilled" and out["val_acc"] == max(accs)
+    round_plot = (models / "ean_distilled-rafdb" / "dvclive" / "plots" / "metrics" / "round" / "val_acc.tsv")
+    assert len(round_plot.read_text().splitlines()) == 1 + len(accs)
+    # round 2's student started from round 1's selected weights (the student became the teacher)
+    if len(seen) > 1:
+        r1 = torch.load(models / "ean_distilled-rafdb" / "rounds" / "round-1" / "checkpoint.pt", weights_only=False)
+        assert all(torch.equal(seen[1][k], r1["state_dict"][k]) for k in r1["state_dict"])
+
+
+def test_without_weight_transfer_the_student_starts_fresh(trained, monkeypatch, tmp_path):
+    base, data, _ = trained
+    from pipeline.training.data import load_split_data
+
+    teacher_path = base / "models" / "ean-rafdb" / "checkpoint.pt"
+    teacher = torch.load(teacher_path, weights_only=False)["state_dict"]
+    seen = []
+    real_fit = distill_rounds.fit
+
+    def spy(model, *args, **kwargs):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(distill_rounds, "fit", spy)
+    settings = {"alpha": 0.5, "temperature": 5, "max_rounds": 1, "patience": 1, "weight_transfer": False,
+                "epochs": 1, "optimizer": {"name": "sgd", "lr": 0.05}}
+    distill_rounds.distill(teacher_path, load_split_data(data / "rafdb"), settings, tmp_path / "out", dataset="rafdb")
+    conv = [k for k in teacher if k.endswith("weight") and teacher[k].ndim == 4][0]
+    assert len(seen) == 1 and not torch.equal(seen[0][conv], teacher[conv])
