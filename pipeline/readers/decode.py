@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.readers.base import Candidate, Quarantined, Record, ScanItem
+from pipeline.readers.base import Quarantined, Record, ScanItem
 
 # PIL modes kept as they are (after 8-bit conversion); everything else is converted to RGB.
 _GREY_MODES = {"L", "1", "I;16", "I;16B", "I;16L", "I", "F", "LA"}
