@@ -11,7 +11,7 @@ that file rather than read beside it:
   has, or add a per-dataset / per-model entry to a section with ``defaults`` — so a typo fails
   loudly instead of being ignored.
 * switching away from demo first snapshots the base into ``profiles/demo.yaml``; switching back
-  restores it from there. ``params.yaml`` keeps the base's comments (ruamel round-trip) and records
+  restores it from there and removes the snapshot (with demo active, params.yaml is the base). ``params.yaml`` keeps the base's comments (ruamel round-trip) and records
   ``profile: <name>``. Commit ``params.yaml`` (and ``profiles/demo.yaml``) with ``dvc.lock``: the
   next ``dvc repro`` re-runs exactly the stages whose params changed.
 * the command refuses to overwrite a ``params.yaml`` that was edited by hand after a switch (it
@@ -187,6 +187,8 @@ def switch(name: str, params_file: Path, profiles_dir: Path | None = None, force
     if current_name == BASE and name != BASE:
         write_text(snapshot, base_text)
     write_text(params_file, text)
+    if name == BASE:
+        snapshot.unlink(missing_ok=True)
     return f"{params_file}: profile {current_name} -> {name}"
 
 

@@ -39,6 +39,7 @@ def test_switch_and_back_restores_the_base_byte_for_byte(project, name):
     assert (project / "profiles" / "demo.yaml").read_bytes() == base
     switch("demo", project / "params.yaml")
     assert (project / "params.yaml").read_bytes() == base
+    assert not (project / "profiles" / "demo.yaml").exists()  # the base is params.yaml again
 
 
 def test_paper_overlay_changes_only_its_keys_and_keeps_comments(project):
