@@ -94,14 +94,24 @@ class ManifestWriter:
         self._writer = pq.ParquetWriter(self._tmp / MANIFEST, MANIFEST_SCHEMA, compression="zstd")
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        error = exc
+        if error is None and self.summary is None:  # never publish a manifest without quarantine and summary
+            error = RuntimeError(f"{self.out_dir}: ManifestWriter closed without finish(); nothing written")
         try:
-            if exc_type is None:
+            if error is None:
                 self._flush()
-            self._writer.close()
+        except Exception as flush_error:  # noqa: BLE001  (re-raised below, after the cleanup)
+            error = flush_error
         finally:
+            self._writer.close()
             self._writer = None
-        return bool(self._atomic.__exit__(exc_type, exc, tb))
+        if error is None:
+            self._atomic.__exit__(None, None, None)  # rename the temporary directory over out_dir
+            return
+        self._atomic.__exit__(type(error), error, error.__traceback__)  # remove the temporary directory
+        if error is not exc:
+            raise error
 
     # accounting ---------------------------------------------------------------------------
     @property

@@ -161,3 +161,12 @@ def test_windows_follow_the_byte_budget(ck48, tmp_path):
     assert sizes_with(int(png / 9 * 2 * 2.5)) == [1, 2, 2, 1]  # ~2.5 chunks of PNG bytes fit: windows of 2
     for name in FILES:
         assert (tmp_path / "out1" / name).read_bytes() == (tmp_path / f"out{1 << 30}" / name).read_bytes()
+
+
+def test_writer_never_publishes_without_finish(tmp_path):
+    from pipeline.manifest import ManifestWriter
+
+    with pytest.raises(RuntimeError, match="closed without finish"):
+        with ManifestWriter(tmp_path / "out", "jaffe"):
+            pass
+    assert list(tmp_path.iterdir()) == []
