@@ -226,9 +226,14 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     label_names: list[str] = []
     for f in folds:
         assert_fold_independent(rows, f, validation_fold, dataset)
-        data = load_split_data(data_root, f, validation_fold=validation_fold)
-        label_names = data.label_names
+        by_derived: dict[bool, Any] = {}
         for m in models:
+            derived = bool(recipes[m].get("derived_rows", True))  # a recipe may skip offline-augmented rows
+            if derived not in by_derived:
+                by_derived[derived] = load_split_data(data_root, f, validation_fold=validation_fold,
+                                                      derived_rows=derived)
+            data = by_derived[derived]
+            label_names = data.label_names
             run_dir = models_dir / f"{m}-fold{f}"
             s = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop)
             scores[m].append(s)
