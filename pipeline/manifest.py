@@ -76,6 +76,7 @@ class ManifestWriter:
         self.per_reason: Counter[str] = Counter()
         self.per_split: Counter[str] = Counter()
         self.kept = 0
+        self.duplicates_kept = 0
         self._rows: list[dict[str, Any]] = []
         self._row_bytes = 0
         self._quarantine: list[dict[str, str]] = []
@@ -145,6 +146,7 @@ class ManifestWriter:
             self.quarantine(Quarantined(c.source, "duplicate",
                                         f"{c.source}: same decoded pixels as kept image {first_id} ({same})"))
             return
+        self.duplicates_kept += first is not None
         self._ids.add(c.image_id)
         self._first_by_sha.setdefault(result.sha256, (c.image_id, c.label_name))
         self._rows.append({
@@ -172,7 +174,8 @@ class ManifestWriter:
         """Write quarantine.parquet and summary.json (call inside the ``with`` block, last).
 
         Returns the summary: ``read``, ``kept``, ``quarantined``, ``per_class`` (unified label
-        order), ``per_reason`` (sorted), ``per_source_split`` and the reader's ``info``.
+        order), ``per_reason`` (sorted), ``per_source_split``, ``duplicates_kept`` (images equal to
+        an earlier one, kept because ``drop_duplicates`` is off) and the reader's ``info``.
         """
         table = pa.Table.from_pylist(self._quarantine, schema=QUARANTINE_SCHEMA)
         pq.write_table(table, self._tmp / QUARANTINE, compression="zstd")
@@ -184,6 +187,7 @@ class ManifestWriter:
             "per_class": {name: self.per_class[name] for name in LABEL_NAMES if self.per_class[name]},
             "per_reason": dict(sorted(self.per_reason.items())),
             "per_source_split": dict(sorted(self.per_split.items())),
+            "duplicates_kept": self.duplicates_kept,
             **(info or {}),
         }
         assert summary["read"] == summary["kept"] + summary["quarantined"]

@@ -123,7 +123,7 @@ def test_duplicates_kept_when_disabled(tmp_path):
     write_variant(tmp_path, "fer2013", data)
     summary, manifest, quarantine = ingest("fer2013", tmp_path, tmp_path / "out", drop_duplicates=False)
     check_accounting(summary, manifest, quarantine, 2)
-    assert manifest.num_rows == 2
+    assert manifest.num_rows == 2 and summary["duplicates_kept"] == 1
 
 
 def test_precedence_and_choice(tmp_path):
