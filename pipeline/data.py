@@ -156,6 +156,7 @@ class ShardDataset(_TorchDataset):
     # --- per-process state (never pickled) -------------------------------------------------
     def _reset_state(self) -> None:
         self._pfiles: dict[int, pq.ParquetFile] = {}
+        self._pid = os.getpid()  # the process that opened _pfiles
         self._png: list[bytes] | None = None
         self._fits: bool | None = None  # whether the selection fits in cache_mb (decided on first use)
         self._groups: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
@@ -163,7 +164,7 @@ class ShardDataset(_TorchDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_pfiles", "_png", "_fits", "_groups", "_decoded"):
+        for key in ("_pfiles", "_pid", "_png", "_fits", "_groups", "_decoded"):
             state.pop(key, None)
         return state
 
@@ -175,6 +176,8 @@ class ShardDataset(_TorchDataset):
         return len(self._row)
 
     def _pfile(self, f: int) -> pq.ParquetFile:
+        if self._pid != os.getpid():  # a forked worker: never share the parent's open files
+            self._pfiles, self._groups, self._pid = {}, OrderedDict(), os.getpid()
         if f not in self._pfiles:
             self._pfiles[f] = pq.ParquetFile(self.files[f])
         return self._pfiles[f]

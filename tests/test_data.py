@@ -110,12 +110,15 @@ def test_row_group_reads_equal_the_in_memory_cache(kfold):
     assert streamed._png is None and len(streamed._groups) <= 4
 
 
-def test_dataloader_with_two_workers_yields_the_same_samples(kfold):
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_dataloader_with_two_workers_yields_the_same_samples(kfold, context):
+    """Forked workers reopen the files; spawned workers get the dataset pickled (no handles)."""
     ds = ShardDataset(kfold, fold=3, part="train", size=32)
 
     def collect(workers: int):
         xs, ys = [], []
-        for x, y in DataLoader(ds, batch_size=7, num_workers=workers):
+        kw = {"multiprocessing_context": context} if workers else {}
+        for x, y in DataLoader(ds, batch_size=7, num_workers=workers, **kw):
             xs.append(x)
             ys.append(y)
         return torch.cat(xs), torch.cat(ys)
