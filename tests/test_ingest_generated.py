@@ -98,11 +98,11 @@ def test_kdef(raw, tmp_path):
     per_class, _ = generated(raw, "kdef")
     people = layouts.kdef_people(per_class)
     n = len(people) * 2 * 7 * 5
-    summary, manifest, quarantine = ingest("kdef", raw / "kdef", tmp_path / "all")
+    summary, manifest, quarantine = ingest("kdef", raw / "kdef", tmp_path / "all", png_level=0)  # fast: photos
     check_accounting(summary, manifest, quarantine, n)
     assert summary["kept"] == n
     assert set(manifest.column("subject").to_pylist()) == {f"{sex}{pid:02d}" for sex, pid in people}
-    summary, _, _ = ingest("kdef", raw / "kdef", tmp_path / "front", angles=["S"])
+    summary, _, _ = ingest("kdef", raw / "kdef", tmp_path / "front", angles=["S"], png_level=0)
     assert summary["kept"] == n // 5 and summary["per_reason"] == {"angle_not_selected": n - n // 5}
 
 
