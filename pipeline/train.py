@@ -1,7 +1,7 @@
 """Stage ``train``: train one model on one dataset's shards by its recipe in ``params.yaml``.
 
 ``fer-pipeline train --model ean --dataset fer2013 [--fold K]`` reads ``train.defaults`` merged
-with ``train.<model>`` and ``data/processed/<dataset>/``; writes ``models/<model>-<dataset>/``
+with ``train.<model>`` (and its ``datasets.<dataset>`` overrides) and ``data/processed/<dataset>/``; writes ``models/<model>-<dataset>/``
 (``-fold<K>`` appended when ``--fold`` is given): ``checkpoint.pt`` and ``dvclive/``. The work is
 in :mod:`pipeline.training.train_model`.
 """
@@ -29,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.training.data import load_split_data
-    from pipeline.training.recipe import load_recipe
+    from pipeline.training.recipe import for_dataset, load_recipe
     from pipeline.training.train_model import train_model
 
-    recipe = load_recipe("train", args.model, args.params)
+    recipe = for_dataset(load_recipe("train", args.model, args.params), args.dataset)
     data = load_split_data(Path(args.data) / args.dataset, args.fold,
                            derived_rows=bool(recipe.get("derived_rows", True)))
     out = Path(args.out) / run_name(args.model, args.dataset, args.fold)

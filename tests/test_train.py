@@ -106,3 +106,11 @@ def test_kfold_run_tests_on_its_fold_and_selects_on_the_next(kfold_data):
 def test_ratio_dataset_rejects_a_fold(ratio_data):
     with pytest.raises(ValueError, match="not k-fold"):
         load_split_data(ratio_data / "ckplus", fold=0)
+
+
+def test_recipe_per_dataset_overrides():
+    from pipeline.training.recipe import for_dataset
+
+    recipe = {"epochs": 120, "optimizer": {"lr": 1e-3}, "datasets": {"ckplus": {"epochs": 300}}}
+    assert for_dataset(recipe, "ckplus") == {"epochs": 300, "optimizer": {"lr": 1e-3}}
+    assert for_dataset(recipe, "fer2013") == {"epochs": 120, "optimizer": {"lr": 1e-3}}

@@ -24,6 +24,19 @@ def load_recipe(section_name: str, key: str | None, params_file: str | None = No
     return section(section_name, key, path=params_file)
 
 
+def for_dataset(recipe: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """``recipe`` with its ``datasets.<dataset>`` overrides merged in (and the ``datasets`` key gone).
+
+    For a paper that trains one model differently per dataset, e.g. DNN-CBAM: 120 epochs on
+    FER2013, 300 on CK+ (``dnn_cbam: {epochs: 120, datasets: {ckplus: {epochs: 300}}}``).
+    """
+    from pipeline.params import deep_merge
+
+    recipe = dict(recipe)
+    per_dataset = recipe.pop("datasets", None) or {}
+    return deep_merge(recipe, per_dataset.get(dataset))
+
+
 def fingerprint(*parts: Any) -> str:
     """SHA-256 (hex, 16 chars) of the canonical JSON of ``parts``: equal settings, equal hash."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
