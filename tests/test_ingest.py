@@ -170,3 +170,23 @@ def test_writer_never_publishes_without_finish(tmp_path):
         with ManifestWriter(tmp_path / "out", "jaffe"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exif_orientation_applied_and_grey_stays_one_channel(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.readers.decode import decode_file
+
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = 255
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(arr).save(tmp_path / "o.jpg", exif=exif, quality=95)
+    upright = decode_file(tmp_path / "o.jpg")
+    assert upright.shape == (40, 20, 3) and upright[:20].mean() > 200 and upright[20:].mean() < 50
+    Image.fromarray(arr[..., 0]).save(tmp_path / "g.png")
+    assert decode_file(tmp_path / "g.png").shape == (20, 40)
+    Image.fromarray((arr[..., 0].astype(np.uint16) * 257)).save(tmp_path / "g16.png")  # 16-bit grey
+    grey16 = decode_file(tmp_path / "g16.png")
+    assert grey16.shape == (20, 40) and grey16.dtype == np.uint8 and grey16.max() == 255

@@ -53,7 +53,8 @@ def decode_file(path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            img = ImageOps.exif_transpose(img)
+            if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation; skip the copy when upright
+                img = ImageOps.exif_transpose(img)
             arr = _to_uint8_array(img)
     except UnidentifiedImageError:
         raise DecodeError("unreadable", f"{path}: not a recognisable image file") from None
