@@ -49,7 +49,7 @@ def images_of(name: str, root: Path) -> list[tuple[str, str, object]]:
             out.append((p.name.split(".")[1][:2], p.stem, from_file(p)))
     elif name == "rafdb":
         for kind in ("original", "aligned"):
-            for p in sorted((root / "Image" / kind).glob("*.jpg")):
+            for p in sorted((root / "basic" / "Image" / kind).glob("*.jpg")):
                 out.append((kind, p.stem, from_file(p)))
     elif name == "kdef":
         for p in sorted((root / "KDEF").rglob("*.JPG")):

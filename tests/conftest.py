@@ -40,3 +40,22 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield PREFECT_API_URL.value()
+
+
+#: per-dataset counts of the ``generated_raw`` fixture: small, yet several subjects per dataset
+GENERATED_RAW_PER_CLASS = {"fer2013": 3, "ckplus": 1, "jaffe": 1, "rafdb": 3, "kdef": 4}
+
+
+@pytest.fixture(scope="session")
+def generated_raw(tmp_path_factory) -> Path:
+    """A small synthetic sample of all five datasets in native layouts (seed 0), written once per session.
+
+    Returns the raw root: ``<root>/fer2013/fer2013.csv``, ``<root>/ckplus/cohn-kanade-images/...``,
+    ``<root>/jaffe/*.tiff``, ``<root>/rafdb/basic/...``... see :mod:`pipeline.synthetic.layouts`
+    (counts: :data:`GENERATED_RAW_PER_CLASS`). Treat it as read-only: it is shared by all tests.
+    """
+    from pipeline.synthetic import write_sample
+
+    root = tmp_path_factory.mktemp("generated_raw")
+    write_sample(root, per_class=GENERATED_RAW_PER_CLASS, seed=0)
+    return root

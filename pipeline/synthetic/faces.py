@@ -79,8 +79,12 @@ def sample_identity(rng: np.random.Generator, sex: str | None = None, skin_range
     i = min(int(t), len(_SKIN_TONES) - 2)
     skin = _SKIN_TONES[i] * (1 - (t - i)) + _SKIN_TONES[i + 1] * (t - i)
     skin = np.clip(skin * rng.uniform(0.95, 1.05, 3), 0, 1).astype(np.float32)
-    hair = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.85, 1.15)
-    lips = np.clip(skin * np.array([0.75, 0.62, 0.95]) * rng.uniform(0.85, 1.0), 0, 1)
+    # hair that stands out from the skin (a dark face framed by equally dark hair loses its outline)
+    lum = _HAIR @ np.array([0.114, 0.587, 0.299], np.float32)
+    contrast = np.abs(lum - float(skin @ np.array([0.114, 0.587, 0.299], np.float32))) >= 0.12
+    choices = np.flatnonzero(contrast) if contrast.any() else np.arange(len(_HAIR))
+    hair = _HAIR[choices[rng.integers(len(choices))]] * rng.uniform(0.85, 1.15)
+    lips = np.clip(skin * np.array([0.58, 0.48, 0.85]) * rng.uniform(0.8, 0.95), 0, 1)
     clothes = rng.uniform(0.1, 0.9, 3).astype(np.float32)
     female = sex == "F"
     long_hair_p = 0.75 if female else 0.1
@@ -92,10 +96,10 @@ def sample_identity(rng: np.random.Generator, sex: str | None = None, skin_range
         jaw=float(rng.uniform(0.22, 0.42) if female else rng.uniform(0.12, 0.32)),
         eye_dx=float(rng.uniform(0.36, 0.42)), eye_y=float(rng.uniform(-0.16, -0.06)),
         eye_w=float(rng.uniform(0.17, 0.21)), eye_h=float(rng.uniform(0.065, 0.085)),
-        brow_y=float(rng.uniform(-0.40, -0.34)), brow_thick=float(rng.uniform(0.035, 0.06) * (0.85 if female else 1.1)),
+        brow_y=float(rng.uniform(-0.40, -0.34)), brow_thick=float(rng.uniform(0.05, 0.075) * (0.85 if female else 1.1)),
         nose_y=float(rng.uniform(0.30, 0.40)), nose_w=float(rng.uniform(0.13, 0.18)),
-        mouth_y=float(rng.uniform(0.66, 0.74)), mouth_w=float(rng.uniform(0.24, 0.30)),
-        lip_th=float(rng.uniform(0.08, 0.12) * (1.1 if female else 0.9)),
+        mouth_y=float(rng.uniform(0.66, 0.72)), mouth_w=float(rng.uniform(0.29, 0.35)),
+        lip_th=float(rng.uniform(0.10, 0.14) * (1.1 if female else 0.9)),
         hairline=float(rng.uniform(-0.95, -0.8) if hair_style != 2 else rng.uniform(-1.15, -1.0)),
         hair_style=hair_style, hair_part=float(rng.uniform(-1, 1)),
         glasses=bool(rng.random() < glasses_p),
@@ -299,8 +303,12 @@ def _body(cv: Canvas, head: _Head) -> None:
     cv.fill(P([-0.42, 0.42, 0.42, -0.42], [0.6, 0.6, i.chin + 0.25, i.chin + 0.25]), i.skin * 0.45,
             alpha=0.6, blur=sc.scale * 0.08)
     if i.hair_style == 1:  # long hair falls behind the shoulders
-        back = P([-1.25, -1.05, 1.05, 1.25, 1.2, -1.2], [-0.6, -1.2, -1.2, -0.6, sh_y + 0.5, sh_y + 0.5])
-        cv.fill(back, i.hair * 0.8, blur=0.8)
+        t = np.linspace(np.pi, 2 * np.pi, 17, dtype=np.float32)
+        bottom = sh_y + 0.35
+        xs = np.concatenate([[-1.2], 1.2 * np.cos(t), [1.2, 0.9, 0.0, -0.9]]).astype(np.float32)
+        ys = np.concatenate([[bottom - 0.2], 1.0 * np.sin(t) * i.top / 1.35 - 0.1,
+                             [bottom - 0.2, bottom, bottom + 0.05, bottom]]).astype(np.float32)
+        cv.fill(P(xs, ys), i.hair * 0.8, blur=max(0.8, sc.scale * 0.03))
     # ears
     for side in (-1, 1):
         ex = side * i.fw * 0.97
@@ -343,7 +351,7 @@ def _head_and_shading(cv: Canvas, head: _Head, k: Mapping[str, float]) -> None:
     d += 0.18 * _gauss(x, y, 0, i.mouth_y + 0.22 + 0.2 * k.get("jaw_open", 0), 0.18, 0.06)  # under the lip
     d += 0.15 * np.clip((y - (head.chin - 0.25)) / 0.25, 0, 1)               # under the chin
     if i.beard > 0:
-        lower = np.clip((y - (i.nose_y + 0.12)) / 0.15, 0, 1) * (np.abs(x) < 0.95)
+        lower = np.clip((y - (i.nose_y + 0.05)) / 0.3, 0, 1) * np.clip((0.95 - np.abs(x)) / 0.2, 0, 1)
         d += i.beard * 0.5 * lower * (1 - _gauss(x, y, 0, i.mouth_y, i.mouth_w * 1.1, 0.08))
     skin = i.skin[None, None, :] * (shade * (1 - d))[..., None]
     # hair cap and sides, in the head frame (covers the back of the head when turned)
@@ -474,17 +482,19 @@ def _mouth(cv: Canvas, head: _Head, k: Mapping[str, float]) -> None:
     half = i.mouth_w * (1 + 0.22 * sm + 0.28 * ls - 0.42 * mr - 0.1 * lp)
     cy = np.array([my, my], np.float32)  # corner heights (image-left, image-right)
     cx = np.array([-half, half], np.float32)
-    cy += -0.15 * sm + 0.11 * cd + 0.03 * ls
+    cy += -0.19 * sm + 0.17 * cd + 0.03 * ls
     ss = 0 if i.smirk_side < 0 else 1
-    cy[ss] -= 0.11 * smirk
-    cx[ss] += i.smirk_side * 0.06 * smirk
+    cy[ss] -= 0.17 * smirk
+    cx[ss] += i.smirk_side * 0.08 * smirk
+    cy[1 - ss] += 0.03 * smirk
+    cx[1 - ss] -= i.smirk_side * 0.05 * smirk
     t = np.linspace(-1, 1, 25, dtype=np.float32)
     u = (t + 1) / 2
     xs = cx[0] + (cx[1] - cx[0]) * u
     base = cy[0] + (cy[1] - cy[0]) * u
     bend = (my + 0.02 * jo - 0.03 * cd) - (cy.mean())  # centre relative to the corners' chord
     yc = base + bend * (1 - t ** 2)
-    gap = 0.5 * 0.42 * jo * (1 - t ** 2) ** (0.6 if mr < 0.5 else 0.45)
+    gap = 0.5 * 0.55 * jo * (1 - t ** 2) ** (0.6 if mr < 0.5 else 0.45)
     lift = 0.08 * ulr * np.clip(1 - np.abs(t) ** 3, 0, 1)
     in_top = yc - 0.35 * gap - lift
     in_bot = yc + 0.65 * gap
@@ -519,7 +529,7 @@ def _mouth(cv: Canvas, head: _Head, k: Mapping[str, float]) -> None:
                 cv.fill(lower, np.array([0.8, 0.82, 0.85]), alpha=0.8 * teeth, clip=clip, blur=0.4)
     # the line between the lips, and the corners
     line = head.project(xs, (in_top + in_bot) / 2, dz)
-    cv.stroke(line, np.array([0.1, 0.08, 0.12]), thickness=max(1.0, 0.016 * s), alpha=0.8, blur=0.4)
+    cv.stroke(line, np.array([0.06, 0.05, 0.08]), thickness=max(1.0, 0.026 * s), alpha=0.9, blur=0.4)
     # nasolabial folds: deeper when smiling or sneering; on one side for a smirk
     for idx, sd in enumerate((-1, 1)):
         depth = 0.15 + 0.45 * max(sm, ulr, 0.7 * ls) + (0.5 * smirk if idx == ss else 0)
