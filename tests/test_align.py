@@ -195,21 +195,13 @@ def test_params_sections_are_valid(project_root):
 
 # --- the stage: outputs, accounting, resumability, determinism ------------------------------------
 
-@pytest.fixture(scope="module")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
-
-
 def sequential(name, fn, chunks, runner=None):
     """Stand-in for orchestration.run_chunks where the test is about resumability, not Prefect."""
     return [fn(c) for c in chunks]
 
 
 @pytest.fixture(scope="module")
-def stage_run(tmp_path_factory, astronaut, prefect_server):
+def stage_run(tmp_path_factory, astronaut, prefect_harness):
     """One real run of ``fer-pipeline align`` (Prefect, thread runner) on a mixed manifest."""
     import yaml
 
