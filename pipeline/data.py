@@ -176,8 +176,6 @@ class ShardDataset(_TorchDataset):
         return len(self._row)
 
     def _pfile(self, f: int) -> pq.ParquetFile:
-        if self._pid != os.getpid():  # a forked worker: never share the parent's open files
-            self._pfiles, self._groups, self._pid = {}, OrderedDict(), os.getpid()
         if f not in self._pfiles:
             self._pfiles[f] = pq.ParquetFile(self.files[f])
         return self._pfiles[f]
@@ -200,6 +198,8 @@ class ShardDataset(_TorchDataset):
 
     def png(self, i: int) -> bytes:
         """The stored PNG bytes of sample ``i``."""
+        if self._pid != os.getpid():  # a forked worker: never share the parent's open files
+            self._pfiles, self._groups, self._pid = {}, OrderedDict(), os.getpid()
         if self._fits is None:
             self._fits = self._selection_bytes() <= self.cache_mb * (1 << 20)
             if self._fits:
