@@ -72,7 +72,7 @@ def align_dataset(manifest: str | Path, out: str | Path, dataset: str, settings:
         with _Progress(todo, dataset, enabled=progress):
             orchestration.run_chunks(f"align-{dataset}", functools.partial(align_chunk, settings=settings),
                                      todo, runner=runner)
-    summary = merge(specs, out, dataset, settings, fingerprint)
+    summary = merge(manifest, specs, out, dataset, settings, fingerprint)
     keep = {s.key for s in specs}
     for stale in parts.iterdir():
         if stale.is_dir() and stale.name not in keep:

@@ -45,16 +45,12 @@ def is_complete(out: Path, fingerprint: str) -> bool:
     return summary.get("fingerprint") == fingerprint and all((out / f).is_file() for f in files)
 
 
-def merge(specs: Sequence[ChunkSpec], out: Path, dataset: str, settings: AlignSettings,
+def merge(manifest: Path, specs: Sequence[ChunkSpec], out: Path, dataset: str, settings: AlignSettings,
           fingerprint: str) -> dict[str, Any]:
     """Write the four outputs into ``out`` from the complete parts of ``specs``; return the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    schema = crops_schema(pq.read_schema(specs[0].manifest)) if specs else None
+    schema = crops_schema(pq.read_schema(manifest))
     with atomic.atomic_path(out / CROPS) as tmp:
-        if schema is None:
-            from pipeline.manifest import MANIFEST_SCHEMA
-
-            schema = crops_schema(MANIFEST_SCHEMA)
         with pq.ParquetWriter(tmp, schema) as writer:
             for spec in specs:
                 writer.write_table(pq.read_table(spec.part_dir / CROPS).cast(schema))
