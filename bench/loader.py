@@ -84,10 +84,13 @@ def compare(name: str, shard_ds, folder_ds, epochs: int, workers: int) -> float:
     x_f, _ = folder_ds[0]
     assert x_s.shape == x_f.shape, (x_s.shape, x_f.shape)
     times = {"shards": [], "imagefolder": []}
-    for e in range(epochs):
-        for key, ds in (("shards", shard_ds), ("imagefolder", folder_ds)):
-            g = torch.Generator().manual_seed(e)
-            times[key].append(epoch(DataLoader(ds, batch_size=64, shuffle=True, generator=g, num_workers=workers)))
+    # one loader per dataset for all epochs; workers persist across epochs, as in training
+    loaders = {key: DataLoader(ds, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0),
+                               num_workers=workers, persistent_workers=workers > 0)
+               for key, ds in (("shards", shard_ds), ("imagefolder", folder_ds))}
+    for _ in range(epochs):
+        for key, loader in loaders.items():
+            times[key].append(epoch(loader))
     n = len(shard_ds)
     rate = {k: n * len(v) / sum(v) for k, v in times.items()}
     first = {k: n / v[0] for k, v in times.items()}
