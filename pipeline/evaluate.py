@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_split_data(Path(args.data) / args.dataset, fold if fold >= 0 else None)
     m = evaluate_checkpoint(ckpt_path, data.test, Path(args.out) / name, settings, name=name)
     lat = m.get("latency")
-    speed = (f", {lat['ms_per_frame']:.3f} ms/frame = {lat['ratio']:.2f}x faster than MobileNetV2 "
-             f"({lat['reference_ms_per_frame']:.3f} ms)") if lat else ""
+    speed = (f", {lat['ms_per_frame']:.3f} ms/frame vs MobileNetV2 {lat['reference_ms_per_frame']:.3f} ms "
+             f"(ratio {lat['ratio']:.2f}x)") if lat else ""
     print(f"{name}: test accuracy {m['accuracy']:.4f} (n={m['n']}), macro F1 {m['macro']['f1']:.4f}, "
           f"{m['params']:,} params, {m['flops'] / 1e6:.2f} MFLOPs{speed}; ONNX max |diff| "
           f"{m['onnx']['max_abs_diff']:.2e}")
