@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", nargs="+", choices=sorted(WRITERS), default=None,
                         help="datasets to write (default: all)")
     parser.add_argument("--force", action="store_true", help="overwrite folders not written by the generator")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of CPUs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     seed = args.seed if args.seed is not None else int(section("sample").get("seed", 0))
     start = time.perf_counter()
-    counts = write_sample(args.out, datasets=args.datasets, per_class=args.per_class, seed=seed, force=args.force)
+    counts = write_sample(args.out, datasets=args.datasets, per_class=args.per_class, seed=seed, force=args.force,
+                          jobs=args.jobs)
     for name, n in counts.items():
         print(f"{name}: {n} files -> {args.out}/{name}")
     print(f"sample written in {time.perf_counter() - start:.1f} s (seed {seed})")

@@ -57,5 +57,5 @@ def generated_raw(tmp_path_factory) -> Path:
     from pipeline.synthetic import write_sample
 
     root = tmp_path_factory.mktemp("generated_raw")
-    write_sample(root, per_class=GENERATED_RAW_PER_CLASS, seed=0)
+    write_sample(root, per_class=GENERATED_RAW_PER_CLASS, seed=0, jobs=1)  # no fork after torch loaded
     return root

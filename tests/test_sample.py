@@ -185,12 +185,13 @@ def test_kdef_layout(generated_raw):
 
 # ------------------------------------------------------------------------------- determinism
 def test_same_seed_same_bytes_other_seed_other_bytes(generated_raw, tmp_path):
-    for name in ("fer2013", "jaffe", "rafdb"):
+    for name in ("fer2013", "rafdb"):
         write_dataset(name, tmp_path / "again" / name, PC[name], seed=0)
         assert tree(tmp_path / "again" / name) == tree(generated_raw / name), name
-    write_dataset("jaffe", tmp_path / "other", PC["jaffe"], seed=1)
-    a, b = tree(tmp_path / "other"), tree(generated_raw / "jaffe")
-    assert a.keys() == b.keys() and all(a[k] != b[k] for k in a)
+    write_dataset("rafdb", tmp_path / "other", PC["rafdb"], seed=1)
+    a, b = tree(tmp_path / "other"), tree(generated_raw / "rafdb")
+    images = [k for k in a if k.endswith(".jpg")]
+    assert a.keys() == b.keys() and images and all(a[k] != b[k] for k in images)
 
 
 def test_rendering_depends_on_the_expression():

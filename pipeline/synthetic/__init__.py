@@ -46,7 +46,7 @@ def write_dataset(name: str, root: str | os.PathLike, per_class: int, seed: int 
 
 def write_sample(out: str | os.PathLike, datasets: Iterable[str] | None = None,
                  per_class: int | Mapping[str, int] | None = None, seed: int = 0,
-                 force: bool = False) -> dict[str, int]:
+                 force: bool = False, jobs: int | None = None) -> dict[str, int]:
     """Write the synthetic sample of ``datasets`` (default: all) as ``out/<dataset>/``.
 
     Args:
@@ -56,6 +56,7 @@ def write_sample(out: str | os.PathLike, datasets: Iterable[str] | None = None,
             the ``sample`` section of params.yaml); None reads everything from params.yaml.
         seed: the generator seed.
         force: overwrite a dataset folder that this generator did not write (real data!).
+        jobs: worker processes (one dataset each); default: the number of CPUs.
 
     Returns:
         Number of files written per dataset.
@@ -71,17 +72,32 @@ def write_sample(out: str | os.PathLike, datasets: Iterable[str] | None = None,
         if target.exists() and any(target.iterdir()) and name not in ours and not force:
             raise FileExistsError(f"{target}: exists and was not written by the sample generator "
                                   f"(real data?); remove it or pass --force")
-    counts: dict[str, int] = {}
-    record: dict[str, Any] = json.loads(marker.read_text()) if marker.is_file() else {}
-    record.setdefault("datasets", {})
+    sizes: dict[str, int] = {}
     for name in names:
         if isinstance(per_class, Mapping) and name in per_class:
-            n = int(per_class[name])
+            sizes[name] = int(per_class[name])
         elif isinstance(per_class, int):
-            n = per_class
+            sizes[name] = per_class
         else:
-            n = int(section("sample", name)["per_class"])
-        counts[name] = len(write_dataset(name, out / name, n, seed))
-        record["datasets"][name] = {"per_class": n, "seed": int(seed), "files": counts[name]}
-        write_text(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
+            sizes[name] = int(section("sample", name)["per_class"])
+    record: dict[str, Any] = json.loads(marker.read_text()) if marker.is_file() else {}
+    record.setdefault("datasets", {})
+    counts: dict[str, int] = {}
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(names)))
+    if jobs == 1:
+        results = ((name, write_dataset(name, out / name, sizes[name], seed)) for name in names)
+    else:  # datasets are independent: one process each (bytes do not depend on the order)
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        futures = {name: pool.submit(write_dataset, name, out / name, sizes[name], seed) for name in names}
+        results = ((name, futures[name].result()) for name in names)
+    try:
+        for name, files in results:
+            counts[name] = len(files)
+            record["datasets"][name] = {"per_class": sizes[name], "seed": int(seed), "files": counts[name]}
+            write_text(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    finally:
+        if jobs > 1:
+            pool.shutdown(cancel_futures=True)
     return counts
