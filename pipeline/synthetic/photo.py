@@ -147,13 +147,6 @@ def random_scene(rng: np.random.Generator, cx: float, cy: float, scale: float, r
     )
 
 
-def to_grey(img: np.ndarray) -> np.ndarray:
-    """uint8 BGR -> uint8 grey (ITU-R 601 luma, as OpenCV and PIL compute it)."""
-    import cv2
-
-    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-
-
 def resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     """Area-averaged resize (anti-aliased when shrinking)."""
     import cv2
