@@ -10,8 +10,9 @@ class) is printed beside it; ``--hog-baseline`` adds a HOG + linear SVM (seconds
 
 Measured 2026-11-23 on the shared, overloaded 2-core box (load 8-20): HOG + linear SVM 69.8% on
 12 held-out subjects (8 classes, 960 training crops of 40 subjects; chance 12.5%); EAN with 12
-epochs of 480 crops underfitted (train 31.9%, test 25.6%) -- too few optimisation steps, the
->= 80% criterion is NOT yet shown.
+epochs of 480 crops underfitted (train 31.9%, test 25.6%); with 30 epochs: train 72.5%, test
+55.6% (surprise 100%, anger 80%, neutral 5%, contempt 20%, disgust 35%) -- still underfitted,
+the >= 80% criterion is NOT yet shown (needs more crops/epochs and a subtler neutral/contempt split).
 
     .venv/bin/python bench/sample_learnability.py                     # ~2-4 min on 2 cores
     .venv/bin/python bench/sample_learnability.py --classes 7 --epochs 20
