@@ -6,6 +6,9 @@ A recipe's ``input`` says what the network sees (``resize`` then crop to ``size`
 - ``crop``: ``five`` (EAN: one of the four corner crops or the centre crop, chosen at random),
   ``random`` (any position), ``center`` or ``none``;
 - ``flip``: probability of a horizontal flip; ``rotation``: degrees of a random rotation;
+- ``scale`` (``[min, max]`` zoom) and ``translate`` (fraction of the side): a random affine
+  warp together with ``rotation`` (small faces datasets such as CK+: pose and framing jitter);
+- ``brightness`` and ``contrast``: strength of a random colour jitter (0 = off);
 - ``erasing``: probability of random erasing (DFNet: 0.5, erased pixels set to 0).
 
 Evaluation resizes and centre-crops; ``ten_crop`` test-time augmentation returns the four corner
@@ -62,8 +65,16 @@ def train_transform(recipe: dict[str, Any]) -> Callable[[torch.Tensor], torch.Te
         raise ValueError(f"augment.crop must be five|random|center|none, got {crop!r}")
     if float(aug.get("flip", 0)) > 0:
         steps.append(v2.RandomHorizontalFlip(float(aug["flip"])))
-    if float(aug.get("rotation", 0)) > 0:
-        steps.append(v2.RandomRotation(float(aug["rotation"])))
+    rotation, translate = float(aug.get("rotation", 0)), float(aug.get("translate", 0))
+    scale = aug.get("scale")
+    if scale or translate > 0:
+        steps.append(v2.RandomAffine(rotation, translate=(translate, translate) if translate > 0 else None,
+                                     scale=tuple(float(v) for v in scale) if scale else None))
+    elif rotation > 0:
+        steps.append(v2.RandomRotation(rotation))
+    brightness, contrast = float(aug.get("brightness", 0)), float(aug.get("contrast", 0))
+    if brightness > 0 or contrast > 0:
+        steps.append(v2.ColorJitter(brightness=brightness or None, contrast=contrast or None))
     steps += _normalize(spec)
     if float(aug.get("erasing", 0)) > 0:
         steps.append(v2.RandomErasing(p=float(aug["erasing"]), value=0))
