@@ -199,7 +199,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     from pipeline.splits import assert_subject_independent
     from pipeline.training.checkpoint import load_model
     from pipeline.training.data import fold_count, load_split_data
-    from pipeline.training.recipe import load_recipe
+    from pipeline.training.recipe import for_dataset, load_recipe
 
     data_root, models_dir = Path(data_root), Path(models_dir)
     k = fold_count(data_root)
@@ -216,7 +216,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     teacher = distill_settings.get("teacher", "ean")
     if do_distill and teacher not in models:
         raise ValueError(f"cv.distill needs its teacher {teacher!r} among cv.models {models}")
-    recipes = {m: load_recipe("train", m, params_file) for m in models}
+    recipes = {m: for_dataset(load_recipe("train", m, params_file), dataset) for m in models}
 
     rows = shard_rows(data_root)
     assert_subject_independent(rows, dataset)
