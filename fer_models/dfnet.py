@@ -31,6 +31,11 @@ Paper numbers (Table 2, 7 classes): ResNet50 23.52M / 88.40% RAF-DB / 87.61% KDE
 and 62,339,655). Training recipe (section 2.1): 224x224, ImageNet mean/std, random erasing p=0.5,
 Adam lr 1e-4, batch 32, 80 epochs, ImageNet-pretrained backbone (not downloadable here: pass
 ``pretrained_path=`` to a local torchvision ``resnet50`` state dict).
+
+``backbone`` (not in the paper, default ``resnet50``) swaps in another torchvision ResNet
+(``resnet18``/``resnet34``: 512 output channels, DCM and FSA sized to match): a cheap stand-in for
+CPU demos on small generated samples, where a 23M-parameter ResNet50 trained from scratch for a
+few epochs learns nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torchvision.models import resnet50
+from torchvision import models as tv_models
 
 from fer_models.layers.fsa import FastSelfAttention
 from fer_models.registry import register_model
@@ -68,6 +73,8 @@ default_cfgs: dict[str, dict[str, Any]] = {
 }
 
 # Named variants (entrypoint kwargs): Table 2's ablation rows, and FSA exactly as the text writes it.
+BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}  # torchvision name -> output channels
+
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "dfnet": {
         "default": {},
@@ -124,7 +131,8 @@ class DFNet(nn.Module):
         fsa_proj_shortcut: FSA's 1x1 projection shortcut, which reproduces Table 2's counts (see module docstring).
         fsa_heads: attention heads in FSA.
         drop_rate: dropout before the classifier.
-        pretrained_path: local torchvision ``resnet50`` state dict for the backbone (its ``fc`` is ignored).
+        pretrained_path: local torchvision state dict of ``backbone`` (its ``fc`` is ignored).
+        backbone: torchvision ResNet builder name (paper: ``resnet50``; ``resnet18``/``resnet34`` for CPU demos).
     """
 
     def __init__(
@@ -137,11 +145,15 @@ class DFNet(nn.Module):
         fsa_heads: int = 8,
         drop_rate: float = 0.0,
         pretrained_path: str | Path | None = None,
+        backbone: str = "resnet50",
     ) -> None:
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone {backbone!r}: expected one of {sorted(BACKBONES)}")
         self.num_classes = num_classes
-        self.num_features = 2048
-        backbone = resnet50(weights=None)
+        self.num_features = BACKBONES[backbone]
+        self.backbone_name = backbone
+        backbone = getattr(tv_models, backbone)(weights=None)
         if in_chans != 3:
             backbone.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
         backbone.avgpool = nn.Identity()
@@ -159,7 +171,7 @@ class DFNet(nn.Module):
             self.load_backbone(pretrained_path)
 
     def load_backbone(self, path: str | Path) -> None:
-        """Load a torchvision ``resnet50`` state dict from ``path`` into the backbone (``fc.*`` ignored).
+        """Load a torchvision state dict of the backbone's architecture from ``path`` into the backbone (``fc.*`` ignored).
 
         With ``in_chans=1`` the RGB ``conv1`` kernels are summed over the input channels.
         """
@@ -180,10 +192,10 @@ class DFNet(nn.Module):
         try:
             self.backbone.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise ValueError(f"{path}: not a torchvision resnet50 state dict: {e}") from None
+            raise ValueError(f"{path}: not a torchvision {self.backbone_name} state dict: {e}") from None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``B x 2048 x H/32 x W/32`` features after the backbone, DCM and FSA."""
+        """``B x num_features x H/32 x W/32`` features after the backbone, DCM and FSA."""
         b = self.backbone
         x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
         x = b.layer4(b.layer3(b.layer2(b.layer1(x))))

@@ -108,3 +108,18 @@ def test_forward_backward_and_onnx_at_224(variant: str, tmp_path: Path) -> None:
     model = build("dfnet", **model_variants("dfnet")[variant])
     check_forward_backward(model, input_size)
     check_onnx(model, input_size, tmp_path)
+
+
+def test_backbone_knob_builds_a_smaller_resnet_with_matching_modules() -> None:
+    from torchvision.models import resnet18
+
+    m = DFNet(num_classes=7, backbone="resnet18").eval()
+    ref = resnet18(weights=None)
+    ref_backbone = sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("fc."))
+    assert m.num_features == 512
+    assert sum(p.numel() for p in m.backbone.parameters()) == ref_backbone
+    assert m.dcm.proj[0].in_channels == 512 and m.fc.in_features == 512
+    with torch.no_grad():
+        assert m.forward_features(torch.randn(1, 3, 64, 64)).shape == (1, 512, 2, 2)
+    with pytest.raises(ValueError, match="backbone 'vgg16'"):
+        DFNet(backbone="vgg16")
