@@ -34,8 +34,9 @@ sample: install
 raw: sample
 	@$(DVC) add --quiet $$(for d in $$($(DATASETS)); do echo data/raw/$$d; done)
 
+# one Prefect API server for all stages (instead of a temporary one per stage process)
 repro: raw
-	$(DVC) repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pipeline.prefect_api dvc repro
 	$(BIN)/fer-pipeline report --print
 
 test: install
