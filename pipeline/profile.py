@@ -89,7 +89,8 @@ def apply_overlay(base: Any, overlay: dict[str, Any], where: str = "",
                   defaults: dict[str, Any] | None = None) -> None:
     """Merge ``overlay`` into ``base`` in place (mappings recursively, anything else replaced).
 
-    A mapping of the overlay with ``_replace: true`` replaces the base's mapping as a whole.
+    A mapping of the overlay with ``_replace: true`` replaces the base's mapping as a whole. A
+    ``matrix`` (of runs) may gain entries the base does not have.
 
     Args:
         base: the params (or a mapping inside them), modified in place.
@@ -107,7 +108,9 @@ def apply_overlay(base: Any, overlay: dict[str, Any], where: str = "",
         if replace:
             value = copy.copy(value)  # keeps the overlay's YAML style
             del value[REPLACE]
-        known = key in base or (defaults is not None and key in defaults) or "defaults" in base
+        # a `matrix` lists runs: an overlay may add runs to it (e.g. the papers' ablations)
+        known = (key in base or (defaults is not None and key in defaults) or "defaults" in base
+                 or where.endswith("matrix"))
         if not known:
             raise ProfileError(f"{path}: not a key of the base params (typo?)")
         if "defaults" in base and key != "defaults":

@@ -52,6 +52,14 @@ def test_paper_overlay_changes_only_its_keys_and_keeps_comments(project):
     assert paper["datasets"] == demo["datasets"]
     assert paper["ingest"] == demo["ingest"] and paper["split"] == demo["split"]
     assert "# MTCNN detection" in (project / "params.yaml").read_text()
+    # the demo's CPU stand-ins are undone: the papers' networks, optimizers and offline copies
+    assert params.section("train", "dfnet", paper)["model_args"]["backbone"] == "resnet50"
+    erf = params.section("train", "erfnet_att", paper)
+    assert (erf["optimizer"]["name"], erf["optimizer"]["momentum"], erf["model_args"]["img_size"]) == ("sgd", 0.99, 384)
+    assert params.section("augment", "ckplus", paper)["factor"] == 2
+    # the ablation runs are added to the demo's matrices, which keep all their pairs
+    assert set(demo["train"]["matrix"]) < set(paper["train"]["matrix"])
+    assert {"ean_noatt-rafdb", "dnn-fer2013"} <= set(paper["evaluate"]["matrix"])
 
 
 def test_ckplus48_processes_ckplus_only(project):
