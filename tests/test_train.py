@@ -66,6 +66,21 @@ def test_same_seed_gives_identical_results_on_cpu(ratio_data, tmp_path):
     assert c.history != a.history  # the seed matters
 
 
+def test_channels_last_training_repeats_and_its_checkpoint_loads_anywhere(ratio_data, tmp_path):
+    from pipeline.training.checkpoint import load_model
+
+    data = load_split_data(ratio_data / "ckplus")
+    recipe = {**RECIPE, "channels_last": True}
+    a, _ = train_model(data, "ean", recipe, tmp_path / "a", dataset="ckplus")
+    b, _ = train_model(data, "ean", recipe, tmp_path / "b", dataset="ckplus")
+    assert a.history == b.history
+    assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
+    conv = next(v for v in a.best_state.values() if v.ndim == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)  # it did train in NHWC
+    model, _ = load_model(tmp_path / "a" / "checkpoint.pt", "cpu")  # a plain NCHW model: same values
+    assert all(torch.equal(v, a.best_state[k]) for k, v in model.state_dict().items())
+
+
 def test_interrupted_training_resumes_to_the_same_weights(ratio_data, tmp_path):
     data = load_split_data(ratio_data / "ckplus")
     recipe = {**RECIPE, "epochs": 3}

@@ -126,7 +126,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
             round_live = open_live(round_dir, resume=will_resume(round_dir, key, int(recipe["epochs"])))
             fit_result = fit(student, loss_fn, optimizer, scheduler, train_loader, val_loader,
                              epochs=int(recipe["epochs"]), device=device, run_dir=round_dir, run_key=key,
-                             generator=generator, live=round_live, desc=f"distill {dataset} round {r}")
+                             generator=generator, live=round_live, desc=f"distill {dataset} round {r}",
+                             channels_last=bool(recipe.get("channels_last", False)))
             round_live.end()
             student.load_state_dict(fit_result.best_state)
             val_acc, best_epoch = fit_result.best_val_acc, fit_result.best_epoch

@@ -64,11 +64,12 @@ def predict_proba(model: torch.nn.Module, loader, device: torch.device) -> tuple
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 
 
-def _train_epoch(model, loader, loss_fn: LossFn, optimizer, device) -> tuple[float, float]:
+def _train_epoch(model, loader, loss_fn: LossFn, optimizer, device,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
     model.train()
     total, correct, loss_sum = 0, 0, 0.0
     for x, y in loader:
-        x, y = x.to(device), y.to(device)
+        x, y = x.to(device, memory_format=memory_format), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         loss, logits = loss_fn(model, x, y)
         if not torch.isfinite(loss):
@@ -102,7 +103,7 @@ def will_resume(run_dir: str | Path, run_key: str, epochs: int) -> bool:
 def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, scheduler,
         train_loader, val_loader, *, epochs: int, device: torch.device, run_dir: str | Path,
         run_key: str, generator: torch.Generator, live=None, desc: str = "train",
-        stop_after_epoch: int | None = None) -> FitResult:
+        stop_after_epoch: int | None = None, channels_last: bool = False) -> FitResult:
     """Train ``epochs`` epochs with model selection on validation accuracy; resumable.
 
     Args:
@@ -113,12 +114,16 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
         live: a ``dvclive.Live`` (or None) receiving ``train/loss``, ``train/acc``, ``val/loss``,
             ``val/acc`` and ``lr`` per epoch.
         stop_after_epoch: stop (as if interrupted) after this epoch; for tests of resuming.
+        channels_last: train in NHWC memory layout (the recipe's ``channels_last``): the same
+            results run to run, 1.1-1.9x faster convolutions and batch norms on CPU (bench/train_speed.py).
 
     Selection: the epoch with the highest validation accuracy, ties to the lower validation
     loss, then to the earlier epoch; without validation rows, the last epoch.
     """
     run_dir = Path(run_dir)
     last_path = run_dir / "last.pt"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
     nll = torch.nn.NLLLoss()
     start, history = 0, []
     best = {"acc": -math.inf, "loss": math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
@@ -135,7 +140,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
         generator.set_state(state["generator"])
     bar = _progress(range(start, epochs), desc, initial=start, total=epochs)
     for epoch in bar:
-        train_loss, train_acc = _train_epoch(model, train_loader, loss_fn, optimizer, device)
+        train_loss, train_acc = _train_epoch(model, train_loader, loss_fn, optimizer, device, memory_format)
         val_loss, val_acc = _val_epoch(model, val_loader, device, nll)
         lr = optimizer.param_groups[0]["lr"]
         step_scheduler(scheduler, train_loss)
