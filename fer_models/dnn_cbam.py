@@ -36,6 +36,7 @@ import torch.nn as nn
 
 from fer_models.heads import AMSoftmaxHead
 from fer_models.layers.cbam import CbamModule
+from fer_models.layers.weight_init import init_conv_bn
 from fer_models.registry import register_model
 
 __all__ = ["DNNCBAM", "SeparableResidualBlock", "HEADS", "default_cfgs", "VARIANTS"]
@@ -121,15 +122,7 @@ class DNNCBAM(nn.Module):
         self.num_features = feature_dim
         self.head = AMSoftmaxHead(feature_dim, num_classes, scale) if head == "am_softmax" else nn.Linear(
             feature_dim, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map after the output module's convolution, ``(B, feature_dim, H/16, W/16)``."""

@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 
 from fer_models.layers.eca import EcaModule
+from fer_models.layers.weight_init import init_conv_bn
 from fer_models.registry import register_model
 
 __all__ = ["EAN", "InvertedResidual", "EAN_CONFIGS", "default_cfgs", "VARIANTS"]
@@ -166,15 +167,7 @@ class EAN(nn.Module):
         self.blocks = nn.Sequential(*layers)
         self.num_features = c_in
         self.tail = _conv_bn(c_in, num_classes, 3, act=False)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map of the last block, ``(B, c6, H/16, W/16)``."""

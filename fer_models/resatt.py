@@ -41,6 +41,7 @@ import torch.nn as nn
 
 from fer_models.layers.channel_attn import ChannelAttn
 from fer_models.layers.non_local import NonLocalAttn
+from fer_models.layers.weight_init import init_conv_bn
 from fer_models.registry import register_model
 
 __all__ = ["ResAttNet", "AttentionFusion", "AttentionResidualBlock", "FUSIONS", "default_cfgs", "VARIANTS"]
@@ -151,15 +152,7 @@ class ResAttNet(nn.Module):
         self.num_features = c_in
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(c_in, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map of the last stage, ``(B, widths[-1], H/8, W/8)``."""

@@ -13,3 +13,4 @@ from fer_models.layers.non_local import NonLocalAttn
 from fer_models.layers.norm import LayerNorm2d
 from fer_models.layers.se import SEModule
 from fer_models.layers.se_aspp import SEAsppModule
+from fer_models.layers.weight_init import init_conv_bn
