@@ -45,6 +45,8 @@ def test_report_tables_ours_next_to_the_papers(tmp_path, capsys):
     doc = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert "**Data: the generated synthetic sample** for rafdb" in md and doc["synthetic"] is True
     assert "| ean | rafdb | 80.00 | " in md and "| 82.56 |" in md          # ours next to the paper's
+    assert "| ean | rafdb | 80.00 | 80.00 | 50.00 | 82.56 |" in md         # chance: the majority class, 5 of 10
+    assert doc["runs"]["ean-rafdb"]["chance"] == 0.5
     assert "| ean_distilled | rafdb | 90.00 |" in md and "85.30" in md
     assert "| dfnet | rafdb | not run in this profile |" in md             # a pair without an evaluation
     assert "| no attention | rafdb | 81.54 | 43,822 | 70.00 |" in md       # EAN Table 6 ablation, ours filled in
