@@ -7,8 +7,8 @@ Adam step) on random inputs, in the default contiguous layout and in ``channels_
 alternately in one process; prints ms/image and the ratio (the recipe knob
 ``train.defaults.channels_last``). Deterministic algorithms are on, as in training.
 
-Measured 2026-12-02 (2 cores, 1 thread, another job running): EAN 1.40x, ResAttNet 1.12x,
-DNN-CBAM 1.27x, ERFNet-att 1.10x, DFNet-ResNet18 1.17x.
+Measured 2026-12-02 on 2 cores, 1 thread, each time beside other jobs (so noisy): EAN 1.40x / 1.23x,
+ResAttNet 1.12x / 0.90x, DNN-CBAM 1.27x / 1.15x, ERFNet-att 1.10x / 1.10x, DFNet-ResNet18 1.17x / 1.39x.
 """
 
 from __future__ import annotations
