@@ -59,7 +59,11 @@ def test_paper_overlay_changes_only_its_keys_and_keeps_comments(project):
     assert params.section("augment", "ckplus", paper)["factor"] == 2
     # the ablation runs are added to the demo's matrices, which keep all their pairs
     assert set(demo["train"]["matrix"]) < set(paper["train"]["matrix"])
-    assert {"ean_noatt-rafdb", "dnn-fer2013"} <= set(paper["evaluate"]["matrix"])
+    assert {"ean_noatt-rafdb", "dnn-fer2013", "resatt_parallel-fer2013", "dfnet_no_dcm-kdef"} <= set(paper["evaluate"]["matrix"])
+    for run in paper["train"]["matrix"].values():  # every run has a recipe; the ablations train at the papers' sizes
+        recipe = params.section("train", run["model"], paper)
+        assert recipe["epochs"] >= 50, run
+    assert params.section("train", "dfnet_no_fsa", paper)["model_args"] == {"backbone": "resnet50", "fsa": False}
 
 
 def test_ckplus48_processes_ckplus_only(project):
