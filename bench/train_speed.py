@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/train_speed.py [--threads 2] [--seconds 3] [--batch 32]
 
-For each model: images per second of a full training step (forward, cross-entropy, backward,
-Adam step) on random inputs, in the default contiguous layout and in ``channels_last``, measured
+For each model, at its recipe's input and knobs in ``params.yaml``: the time of a full training
+step (forward, cross-entropy, backward, Adam step) on random inputs, in the default contiguous layout and in ``channels_last``, measured
 alternately in one process; prints ms/image and the ratio (the recipe knob
 ``train.defaults.channels_last``). Deterministic algorithms are on, as in training.
 
-Measured 2026-12-02 on 2 cores, 1 thread, each time beside other jobs (so noisy): EAN 1.40x / 1.23x,
-ResAttNet 1.12x / 0.90x, DNN-CBAM 1.27x / 1.15x, ERFNet-att 1.10x / 1.10x, DFNet-ResNet18 1.17x / 1.39x.
+Measured 2026-12-02, 2 cores, quiet, ``--threads 2 --seconds 1``: EAN 1.48x, ResAttNet 1.10x,
+DNN-CBAM 1.33x, ERFNet-att 1.31x, DFNet-ResNet18 1.09x. Earlier at 1 thread beside other jobs (noisy):
+EAN 1.40x / 1.23x, ResAttNet 1.12x / 0.90x, DNN-CBAM 1.27x / 1.15x, ERFNet-att 1.10x / 1.10x, DFNet 1.17x / 1.39x.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ import torch
 
 from fer_models import create_model
 
-# (model, in_chans, input size, model_args): the demo recipes' inputs (params.yaml train.*)
-CONFIGS = [
-    ("ean", 1, 44, {}),
-    ("resatt", 1, 48, {"stem_channels": 16, "widths": [32, 64, 128]}),
-    ("dnn_cbam", 1, 48, {}),
-    ("erfnet_att", 1, 32, {"img_size": 32}),
-    ("dfnet", 3, 48, {"backbone": "resnet18"}),
-]
+MODELS = ["ean", "resatt", "dnn_cbam", "erfnet_att", "dfnet"]
+
+
+def demo_configs(params_file: str | None = None) -> list[tuple[str, int, int, dict]]:
+    """``(network, in_chans, input size, model_args)`` of each model's recipe in params.yaml."""
+    from pipeline.training.recipe import load_recipe
+
+    out = []
+    for name in MODELS:
+        recipe = load_recipe("train", name, params_file)
+        spec = recipe["input"]
+        out.append((recipe.get("arch") or name, int(spec["channels"]), int(spec["size"]),
+                    dict(recipe.get("model_args") or {})))
+    return out
 
 
 def ms_per_image(name: str, chans: int, size: int, args: dict, channels_last: bool, batch: int,
@@ -57,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model and layout")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--params", default=None, help="params file of the recipes (default: params.yaml)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     print(f"{'model':<11} {'NCHW ms/img':>12} {'NHWC ms/img':>12} {'ratio':>6}")
-    for name, chans, size, margs in CONFIGS:
+    for name, chans, size, margs in demo_configs(args.params):
         nchw = ms_per_image(name, chans, size, margs, False, args.batch, args.seconds)
         nhwc = ms_per_image(name, chans, size, margs, True, args.batch, args.seconds)
         print(f"{name:<11} {nchw:>12.2f} {nhwc:>12.2f} {nchw / nhwc:>5.2f}x")

@@ -110,7 +110,7 @@ def apply_overlay(base: Any, overlay: dict[str, Any], where: str = "",
             del value[REPLACE]
         # a `matrix` lists runs: an overlay may add runs to it (e.g. the papers' ablations)
         known = (key in base or (defaults is not None and key in defaults) or "defaults" in base
-                 or where.endswith("matrix"))
+                 or where.rsplit(".", 1)[-1] == "matrix")
         if not known:
             raise ProfileError(f"{path}: not a key of the base params (typo?)")
         if "defaults" in base and key != "defaults":

@@ -115,7 +115,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
             ``val/acc`` and ``lr`` per epoch.
         stop_after_epoch: stop (as if interrupted) after this epoch; for tests of resuming.
         channels_last: train in NHWC memory layout (the recipe's ``channels_last``): the same
-            results run to run, mostly faster on CPU (bench/train_speed.py: 1.1-1.4x, ResAttNet about even).
+            results run to run, faster on CPU (bench/train_speed.py, quiet 2 cores: 1.1-1.5x).
 
     Selection: the epoch with the highest validation accuracy, ties to the lower validation
     loss, then to the earlier epoch; without validation rows, the last epoch.
