@@ -118,3 +118,24 @@ def test_without_weight_transfer_the_student_starts_fresh(trained, monkeypatch, 
     distill_rounds.distill(teacher_path, load_split_data(data / "rafdb"), settings, tmp_path / "out", dataset="rafdb")
     conv = [k for k in teacher if k.endswith("weight") and teacher[k].ndim == 4][0]
     assert len(seen) == 1 and not torch.equal(seen[0][conv], teacher[conv])
+
+
+def test_mixup_mixes_inputs_and_weights_both_targets():
+    from pipeline.training.losses import mix_batch, mixup_loss
+
+    x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 2, 2).clone()
+    y = torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(0)
+    mix = mix_batch(x, y, 0.4)
+    torch.manual_seed(0)
+    again = mix_batch(x, y, 0.4)
+    assert torch.equal(mix.x, again.x) and mix.lam == again.lam  # seeded: repeatable
+    assert 0.0 < mix.lam < 1.0 and sorted(mix.y_other.tolist()) == [0, 1, 2, 3]
+    assert torch.allclose(mix.x[:, 0, 0, 0], mix.lam * y.float() + (1 - mix.lam) * mix.y_other.float())
+    logits = torch.randn(4, 4)
+    ce = torch.nn.functional.cross_entropy
+    expected = mix.lam * ce(logits, y) + (1 - mix.lam) * ce(logits, mix.y_other)
+    assert torch.allclose(mixup_loss(ce, logits, mix), expected)
+    with pytest.raises(ValueError, match="mixup alpha"):
+        mix_batch(x, y, 0.0)
+

@@ -129,3 +129,12 @@ def test_recipe_per_dataset_overrides():
     recipe = {"epochs": 120, "optimizer": {"lr": 1e-3}, "datasets": {"ckplus": {"epochs": 300}}}
     assert for_dataset(recipe, "ckplus") == {"epochs": 300, "optimizer": {"lr": 1e-3}}
     assert for_dataset(recipe, "fer2013") == {"epochs": 120, "optimizer": {"lr": 1e-3}}
+
+
+def test_mixup_recipe_trains_and_repeats(ratio_data, tmp_path):
+    data = load_split_data(ratio_data / "ckplus")
+    recipe = {**RECIPE, "augment": {**RECIPE["augment"], "mixup": 0.4}}
+    a, _ = train_model(data, "ean", recipe, tmp_path / "a", dataset="ckplus")
+    b, _ = train_model(data, "ean", recipe, tmp_path / "b", dataset="ckplus")
+    plain, _ = train_model(data, "ean", dict(RECIPE), tmp_path / "c", dataset="ckplus")
+    assert a.history == b.history and a.history != plain.history

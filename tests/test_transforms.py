@@ -56,3 +56,14 @@ def test_eval_transform_centre_and_ten_crop():
 def test_unknown_crop_is_refused():
     with pytest.raises(ValueError, match="augment.crop"):
         train_transform({"input": GREY, "augment": {"crop": "diagonal"}})
+
+
+def test_equalize_applies_in_training_and_evaluation_alike():
+    dark = (_img().float() * 0.25).to(torch.uint8)  # a dim photo: values 0..63
+    spec = {**GREY, "equalize": True}
+    plain = eval_transform({"input": GREY})(dark)
+    equal = eval_transform({"input": spec})(dark)
+    assert float(plain.max()) < -0.4 and float(equal.max()) > 0.9  # stretched over the full range
+    assert torch.equal(eval_transform({"input": spec}, ten_crop=True)(dark)[4], equal)
+    train = train_transform({"input": spec, "augment": {"crop": "center"}})
+    assert "RandomEqualize" in _names(train) and torch.equal(train(dark), equal)

@@ -27,7 +27,7 @@ import torch
 from pipeline.atomic import write_text
 from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
 from pipeline.training.data import ImageDataset, SplitData, make_loader
-from pipeline.training.losses import distillation_loss
+from pipeline.training.losses import distillation_loss, mix_batch, mixup_loss
 from pipeline.training.loop import fit, predict_proba, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
@@ -83,6 +83,7 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
         if key in settings:
             recipe[key] = copy.deepcopy(settings[key])
     alpha, temperature = float(settings["alpha"]), float(settings["temperature"])
+    mixup = float((recipe.get("augment") or {}).get("mixup", 0) or 0)  # the teacher recipe's mixup, if any
     teacher, _ = load_model(teacher_path, device)
     seed_everything(int(recipe.get("seed", 0)))
     result = DistillResult()
@@ -115,10 +116,17 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
             teacher.eval()
 
             def loss_fn(m, x, y, _teacher=teacher):
+                mix = mix_batch(x, y, mixup) if mixup > 0 else None
+                if mix is not None:
+                    x = mix.x
                 logits = m(x)
                 with torch.no_grad():
                     soft = _teacher(x)
-                return distillation_loss(logits, soft, y, alpha, temperature), logits
+
+                def criterion(out, target):
+                    return distillation_loss(out, soft, target, alpha, temperature)
+
+                return (criterion(logits, y) if mix is None else mixup_loss(criterion, logits, mix)), logits
 
             optimizer = build_optimizer(recipe["optimizer"], student.parameters())
             scheduler = build_scheduler(recipe.get("scheduler"), optimizer, int(recipe["epochs"]))

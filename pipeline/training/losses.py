@@ -3,7 +3,7 @@ EAN's teacher-student distillation loss."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,37 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     kl = F.kl_div(log_soft_student, soft_teacher, reduction="batchmean")
     ce = F.cross_entropy(student_logits, targets)
     return alpha * t * t * kl + (1.0 - alpha) * ce
+
+
+class Mix(NamedTuple):
+    """A mixup batch: inputs ``x`` = ``lam * x + (1 - lam) * x[perm]``, both target vectors, ``lam``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y_other: torch.Tensor
+    lam: float
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, alpha: float) -> Mix:
+    """Mixup (Zhang et al., 2018) of a batch with its own permutation, ``lam ~ Beta(alpha, alpha)``.
+
+    Draws from torch's global generator, so a seeded run mixes the same way every time.
+    """
+    if alpha <= 0:
+        raise ValueError(f"mixup alpha must be > 0, got {alpha}")
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(y))
+    return Mix(lam * x + (1.0 - lam) * x[perm], y, y[perm], lam)
+
+
+def mixup_loss(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], logits: torch.Tensor,
+               mix: Mix) -> torch.Tensor:
+    """``lam * criterion(logits, y) + (1 - lam) * criterion(logits, y[perm])``.
+
+    Right for any loss whose target-free part does not depend on ``y`` (cross-entropy, AM-Softmax,
+    and the distillation loss, whose teacher term is then counted once).
+    """
+    return mix.lam * criterion(logits, mix.y) + (1.0 - mix.lam) * criterion(logits, mix.y_other)
 
 
 def build_criterion(recipe: dict[str, Any], model: torch.nn.Module) -> torch.nn.Module:

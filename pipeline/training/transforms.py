@@ -1,7 +1,9 @@
 """Preprocessing and augmentation of a recipe, with torchvision's v2 transforms on uint8 tensors.
 
 A recipe's ``input`` says what the network sees (``resize`` then crop to ``size``, ``channels``
-1 or 3, ``mean``/``std``); ``augment`` says what training adds:
+1 or 3, ``mean``/``std``, and ``equalize``: histogram equalisation of every image, in training
+and evaluation alike, against the lighting differences of real photographs); ``augment`` says
+what training adds:
 
 - ``crop``: ``five`` (EAN: one of the four corner crops or the centre crop, chosen at random),
   ``random`` (any position), ``center`` or ``none``;
@@ -9,7 +11,9 @@ A recipe's ``input`` says what the network sees (``resize`` then crop to ``size`
 - ``scale`` (``[min, max]`` zoom) and ``translate`` (fraction of the side): a random affine
   warp together with ``rotation`` (small faces datasets such as CK+: pose and framing jitter);
 - ``brightness`` and ``contrast``: strength of a random colour jitter (0 = off);
-- ``erasing``: probability of random erasing (DFNet: 0.5, erased pixels set to 0).
+- ``erasing``: probability of random erasing (DFNet: 0.5, erased pixels set to 0);
+- ``mixup``: Beta(a, a) parameter of mixup (0 = off), applied to whole batches by the training
+  loss (:func:`pipeline.training.losses.mixup_loss`), not here.
 
 Evaluation resizes and centre-crops; ``ten_crop`` test-time augmentation returns the four corner
 and centre crops and their mirror images, whose softmax outputs the evaluator averages.
@@ -36,6 +40,16 @@ class RandomFiveCrop(torch.nn.Module):
         return crops[int(torch.randint(len(crops), (1,)))]
 
 
+def _prepare(spec: dict[str, Any], resize: int) -> list[Callable]:
+    """Resize to ``resize`` and, with ``equalize``, equalise the histogram (uint8, before any crop)."""
+    from torchvision.transforms import v2
+
+    steps: list[Callable] = [v2.Resize([resize, resize], antialias=True)]
+    if spec.get("equalize", False):
+        steps.append(v2.RandomEqualize(p=1.0))
+    return steps
+
+
 def _normalize(spec: dict[str, Any]) -> list[Callable]:
     from torchvision.transforms import v2
 
@@ -53,7 +67,7 @@ def train_transform(recipe: dict[str, Any]) -> Callable[[torch.Tensor], torch.Te
 
     spec, aug = recipe["input"], recipe.get("augment") or {}
     size, resize = int(spec["size"]), int(spec.get("resize", spec["size"]))
-    steps: list[Callable] = [v2.Resize([resize, resize], antialias=True)]
+    steps = _prepare(spec, resize)
     crop = aug.get("crop", "none") if resize != size else "none"
     if crop == "five":
         steps.append(RandomFiveCrop(size))
@@ -88,7 +102,7 @@ def eval_transform(recipe: dict[str, Any], ten_crop: bool = False) -> Callable[[
     spec = recipe["input"]
     size, resize = int(spec["size"]), int(spec.get("resize", spec["size"]))
     norm = v2.Compose(_normalize(spec))
-    resize_t = v2.Resize([resize, resize], antialias=True)
+    resize_t = v2.Compose(_prepare(spec, resize))
     if ten_crop:
         from torchvision.transforms.v2 import functional as F
 
