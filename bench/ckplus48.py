@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one); "
                         "re-running with the same --work reuses finished folds")
     parser.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads with --workers 1 (default 2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="folds trained at once, one process each (default: cv.workers of the profile)")
     args = parser.parse_args(argv)
 
     import torch
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         data_root = prepare(args.raw.resolve(), work, params_file)
         t_data = time.perf_counter() - t0
         settings = dict(params["cv"]["defaults"], **params["cv"][DATASET])
+        if args.workers is not None:
+            settings["workers"] = args.workers
         result = cross_validate(data_root / DATASET, DATASET, settings, work / "models", str(params_file))
         write_outputs(result, work / "eval")
         load1 = os.getloadavg()[0]
@@ -115,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CK+48 at {args.raw}: {sum(result['models'][models[0]]['pooled']['per_class'][c]['support'] for c in result['classes'])} "
               f"images, subject-independent {result['k']}-fold, accuracy "
               f"{'ten-crop' if result['settings']['ten_crop'] else 'centre-crop'} (mean ± std over folds), "
-              f"recall R pooled over folds; {args.threads} torch threads")
+              f"recall R pooled over folds; {settings.get('workers', 1)} fold(s) at a time")
         print(results_table(result))
-        print(f"data stages {t_data:.0f}s; total {time.perf_counter() - t0:.0f}s; load average {load0:.1f} at start, "
+        print(f"data stages {t_data:.0f}s; cross-validation {result['wall_seconds']:.0f}s; "
+              f"total {time.perf_counter() - t0:.0f}s; load average {load0:.1f} at start, "
               f"{load1:.1f} at end ({os.cpu_count()} cores); outputs in {work}"
               + (" (temporary)" if tmp else ""))
     finally:

@@ -187,20 +187,97 @@ def summarize(name: str, scores: Sequence[FoldScore], label_names: Sequence[str]
             "fold_extra": [s.extra for s in scores]}
 
 
+def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recipes: dict[str, dict[str, Any]],
+              distill_settings: dict[str, Any], validation_fold: bool, ten_crop: bool, models_dir: Path,
+              threads: int | None = None) -> dict[str, Any]:
+    """Everything of one fold: every model trained and scored, and the distilled EAN when asked.
+
+    A top-level function so that a worker process can run it (``cv.workers``); ``threads`` sets
+    that process's torch threads. Returns the fold's scores, parameter counts and class names.
+    """
+    from pipeline.complexity import count_params
+    from pipeline.training.checkpoint import load_model
+    from pipeline.training.data import load_split_data
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    teacher = distill_settings.get("teacher", "ean") if distill_settings else None
+    by_derived: dict[bool, Any] = {}
+    scores: dict[str, FoldScore] = {}
+    n_params: dict[str, int] = {}
+    label_names: list[str] = []
+    for m in models:
+        derived = bool(recipes[m].get("derived_rows", True))  # a recipe may skip offline-augmented rows
+        if derived not in by_derived:
+            by_derived[derived] = load_split_data(data_root, fold, validation_fold=validation_fold,
+                                                  derived_rows=derived)
+        data = by_derived[derived]
+        label_names = data.label_names
+        run_dir = models_dir / f"{m}-fold{fold}"
+        scores[m] = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop)
+        n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
+        if m == teacher:
+            scores[DISTILLED] = distill_fold(data, run_dir, distill_settings, models_dir / f"{DISTILLED}-fold{fold}",
+                                             dataset=dataset, ten_crop=ten_crop)
+            n_params[DISTILLED] = n_params[m]
+    return {"fold": fold, "scores": scores, "n_params": n_params, "label_names": label_names}
+
+
+def _fold_lines(dataset: str, k: int, job: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, s in job["scores"].items():
+        rounds = f", rounds {s.extra.get('rounds')}" if name == DISTILLED else ""
+        lines.append(f"{dataset} fold {job['fold']}/{k}: {name} {s.accuracy:.4f} (centre {s.centre_accuracy:.4f}) "
+                     f"{s.seconds:.0f}s{rounds}")
+    return lines
+
+
+def _run_jobs(jobs: list[dict[str, Any]], k: int, workers: int, log) -> list[dict[str, Any]]:
+    """Run the fold jobs inline (``workers`` 1) or in ``workers`` spawned processes, one torch thread
+    share each; results come back in fold order whatever order they finish in."""
+    if workers <= 1 or len(jobs) <= 1:
+        done = []
+        for job in jobs:
+            done.append(_fold_job(**job))
+            for line in _fold_lines(job["dataset"], k, done[-1]):
+                log(line)
+        return done
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = min(workers, len(jobs))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    results: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_fold_job, **{**job, "threads": threads}): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            results[job["fold"]] = fut.result()
+            for line in _fold_lines(job["dataset"], k, results[job["fold"]]):
+                log(line)
+    return [results[job["fold"]] for job in jobs]
+
+
 def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any], models_dir: str | Path,
                    params_file: str | None = None, log=print) -> dict[str, Any]:
     """Run the protocol on ``data_root`` (the dataset's shards) for ``settings`` (``cv`` params).
 
     ``settings``: ``models`` (train recipes), ``distill`` (bool: also the distilled EAN),
-    ``validation_fold`` (bool), ``ten_crop`` (bool), ``folds`` (``all`` or a list of indices).
+    ``validation_fold`` (bool), ``ten_crop`` (bool), ``folds`` (``all`` or a list of indices),
+    ``workers`` (folds trained at once, each in its own process with an equal share of the
+    cores; 1 = one after the other in this process). A fold's result does not depend on which
+    worker ran it (every run is seeded) beyond the last bits of float sums: torch's thread count
+    can change their order.
     Returns ``{"dataset", "k", "folds", "settings", "classes", "models": {name: summary}}``.
     """
-    from pipeline.complexity import count_params
     from pipeline.splits import assert_subject_independent
-    from pipeline.training.checkpoint import load_model
-    from pipeline.training.data import fold_count, load_split_data
+    from pipeline.training.data import fold_count
     from pipeline.training.recipe import for_dataset, load_recipe
 
+    t0 = time.perf_counter()
     data_root, models_dir = Path(data_root), Path(models_dir)
     k = fold_count(data_root)
     if k < 2:
@@ -220,48 +297,31 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
 
     rows = shard_rows(data_root)
     assert_subject_independent(rows, dataset)
-    order = [x for m in models for x in ([m, DISTILLED] if do_distill and m == teacher else [m])]
-    scores: dict[str, list[FoldScore]] = {m: [] for m in order}
-    n_params: dict[str, int] = {}
-    label_names: list[str] = []
     for f in folds:
         assert_fold_independent(rows, f, validation_fold, dataset)
-        by_derived: dict[bool, Any] = {}
-        for m in models:
-            derived = bool(recipes[m].get("derived_rows", True))  # a recipe may skip offline-augmented rows
-            if derived not in by_derived:
-                by_derived[derived] = load_split_data(data_root, f, validation_fold=validation_fold,
-                                                      derived_rows=derived)
-            data = by_derived[derived]
-            label_names = data.label_names
-            run_dir = models_dir / f"{m}-fold{f}"
-            s = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop)
-            scores[m].append(s)
-            log(f"{dataset} fold {f}/{k}: {m} {s.accuracy:.4f} (centre {s.centre_accuracy:.4f}) {s.seconds:.0f}s")
-            if m not in n_params:
-                n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
-            if do_distill and m == teacher:
-                d = distill_fold(data, run_dir, distill_settings, models_dir / f"{DISTILLED}-fold{f}",
-                                 dataset=dataset, ten_crop=ten_crop)
-                scores[DISTILLED].append(d)
-                n_params[DISTILLED] = n_params[m]
-                log(f"{dataset} fold {f}/{k}: {DISTILLED} {d.accuracy:.4f} (centre {d.centre_accuracy:.4f}) "
-                    f"{d.seconds:.0f}s, rounds {d.extra.get('rounds')}")
+    jobs = [{"data_root": data_root, "dataset": dataset, "fold": f, "models": models, "recipes": recipes,
+             "distill_settings": distill_settings, "validation_fold": validation_fold, "ten_crop": ten_crop,
+             "models_dir": models_dir} for f in folds]
+    done = _run_jobs(jobs, k, int(settings.get("workers", 1)), log)
+    order = [x for m in models for x in ([m, DISTILLED] if do_distill and m == teacher else [m])]
+    label_names = done[-1]["label_names"]
     summaries = {}
-    for name, s in scores.items():
+    for name in order:
+        scores = [job["scores"][name] for job in done]
         # the distilled EAN's time includes its teacher's training: the cost of getting it
-        extra = sum(x.seconds for x in scores[teacher]) if name == DISTILLED else 0.0
-        summaries[name] = summarize(name, s, label_names, n_params[name], extra)
+        extra = sum(job["scores"][teacher].seconds for job in done) if name == DISTILLED else 0.0
+        summaries[name] = summarize(name, scores, label_names, done[-1]["n_params"][name], extra)
     return {"dataset": dataset, "k": k, "folds": folds, "classes": label_names,
             "settings": {**settings, "validation_fold": validation_fold, "ten_crop": ten_crop},
-            "distill": distill_settings, "models": summaries}
+            "distill": distill_settings, "models": summaries, "wall_seconds": time.perf_counter() - t0}
 
 
 def results_table(result: dict[str, Any]) -> str:
-    """A Markdown table: model, params, mean ± std accuracy, per-class recall (pooled), wall time."""
+    """A Markdown table: model, params, mean ± std accuracy, per-class recall (pooled), training time
+    (the sum over folds of each fold's run: with ``workers`` > 1 the run's wall time is less)."""
     classes = result["classes"]
     short = [c[:4] for c in classes]
-    head = ["model", "params", "accuracy (mean ± std)", "centre-crop"] + [f"R {s}" for s in short] + ["wall time"]
+    head = ["model", "params", "accuracy (mean ± std)", "centre-crop"] + [f"R {s}" for s in short] + ["time (sum of folds)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in result["models"].items():
         recall = [f"{100 * s['recall'][c]:.1f}" for c in classes]
@@ -287,7 +347,9 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> None:
                f"# {result['dataset']}: subject-independent {k}-fold cross-validation ({n} folds run)\n\n"
                f"Accuracy {'ten-crop' if result['settings']['ten_crop'] else 'centre-crop'} on each test fold; "
                f"mean ± std over folds; recall per class pooled over all test images.\n\n"
-               + results_table(result) + "\n")
+               + results_table(result) + "\n\n"
+               f"Wall time of the whole run: {_duration(result.get('wall_seconds', 0.0))} "
+               f"({int(result['settings'].get('workers', 1))} fold(s) at a time).\n")
     for name, s in result["models"].items():
         save_confusion_png(s["pooled"]["confusion"]["normalized"], result["classes"],
                            out_dir / f"confusion-{name}.png",

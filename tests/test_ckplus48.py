@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pipeline.crossval import assert_fold_independent, fold_roles, shard_rows
@@ -110,3 +112,32 @@ def test_bench_smoke_two_folds_one_epoch(synthetic_ck48, tmp_path, capsys):
         assert s["mean"] == pytest.approx(sum(s["accuracy_per_fold"]) / 2, abs=1e-6)
     assert metrics["models"]["ean_distilled"]["fold_extra"][0]["rounds"] >= 1
     assert (work / "eval" / "confusion-ean_distilled.png").is_file()
+
+
+def test_folds_in_worker_processes_give_the_inline_results(synthetic_ck48, tmp_path):
+    from pipeline.crossval import cross_validate
+
+    bench = _bench()
+    root = _shards(synthetic_ck48, tmp_path / "work", folds=2)
+    params_file = tmp_path / "params.yaml"
+    params = bench.bench_params(ROOT / "params.yaml", 2, ["ean"], distill=True, epochs=1)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    settings = {"models": ["ean"], "distill": True, "ten_crop": True}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))  # what each of the 2 workers gets
+    try:
+        inline = cross_validate(root, "ckplus", {**settings, "workers": 1}, tmp_path / "inline", str(params_file),
+                                log=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+    lines: list[str] = []
+    parallel = cross_validate(root, "ckplus", {**settings, "workers": 2}, tmp_path / "parallel", str(params_file),
+                              log=lines.append)
+    assert (tmp_path / "parallel" / "ean-fold1" / "checkpoint.pt").is_file()
+    heads = sorted(" ".join(line.split()[:4]) for line in lines)  # one line per fold and model
+    assert heads == sorted(f"ckplus fold {f}/2: {m}" for f in (0, 1) for m in ("ean", "ean_distilled"))
+    for name in ("ean", "ean_distilled"):
+        a, b = inline["models"][name], parallel["models"][name]
+        assert a["accuracy_per_fold"] == b["accuracy_per_fold"]  # folds back in fold order, same numbers
+        assert a["pooled"]["confusion"]["counts"] == b["pooled"]["confusion"]["counts"]
+    assert parallel["wall_seconds"] > 0
