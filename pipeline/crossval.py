@@ -188,9 +188,10 @@ def summarize(name: str, scores: Sequence[FoldScore], label_names: Sequence[str]
 
 
 def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recipes: dict[str, dict[str, Any]],
-              distill_settings: dict[str, Any], validation_fold: bool, ten_crop: bool, models_dir: Path,
-              threads: int | None = None) -> dict[str, Any]:
-    """Everything of one fold: every model trained and scored, and the distilled EAN when asked.
+              teacher: str | None, distill_settings: dict[str, Any], validation_fold: bool, ten_crop: bool,
+              models_dir: Path, threads: int | None = None) -> dict[str, Any]:
+    """Everything of one fold: every model trained and scored, and the distilled EAN from the
+    ``teacher`` model's run (None: no distillation).
 
     A top-level function so that a worker process can run it (``cv.workers``); ``threads`` sets
     that process's torch threads. Returns the fold's scores, parameter counts and class names.
@@ -203,7 +204,6 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
         import torch
 
         torch.set_num_threads(threads)
-    teacher = distill_settings.get("teacher", "ean") if distill_settings else None
     by_derived: dict[bool, Any] = {}
     scores: dict[str, FoldScore] = {}
     n_params: dict[str, int] = {}
@@ -300,8 +300,8 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     for f in folds:
         assert_fold_independent(rows, f, validation_fold, dataset)
     jobs = [{"data_root": data_root, "dataset": dataset, "fold": f, "models": models, "recipes": recipes,
-             "distill_settings": distill_settings, "validation_fold": validation_fold, "ten_crop": ten_crop,
-             "models_dir": models_dir} for f in folds]
+             "teacher": teacher if do_distill else None, "distill_settings": distill_settings,
+             "validation_fold": validation_fold, "ten_crop": ten_crop, "models_dir": models_dir} for f in folds]
     done = _run_jobs(jobs, k, int(settings.get("workers", 1)), log)
     order = [x for m in models for x in ([m, DISTILLED] if do_distill and m == teacher else [m])]
     label_names = done[-1]["label_names"]

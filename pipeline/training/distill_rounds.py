@@ -27,7 +27,7 @@ import torch
 from pipeline.atomic import write_text
 from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
 from pipeline.training.data import ImageDataset, SplitData, make_loader
-from pipeline.training.losses import distillation_loss, mix_batch, mixup_loss
+from pipeline.training.losses import distillation_loss, mix_batch, mixup_alpha, mixup_loss
 from pipeline.training.loop import fit, predict_proba, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
@@ -83,7 +83,7 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
         if key in settings:
             recipe[key] = copy.deepcopy(settings[key])
     alpha, temperature = float(settings["alpha"]), float(settings["temperature"])
-    mixup = float((recipe.get("augment") or {}).get("mixup", 0) or 0)  # the teacher recipe's mixup, if any
+    mixup = mixup_alpha(recipe)  # the teacher recipe's mixup, if any
     teacher, _ = load_model(teacher_path, device)
     seed_everything(int(recipe.get("seed", 0)))
     result = DistillResult()

@@ -41,6 +41,11 @@ class Mix(NamedTuple):
     lam: float
 
 
+def mixup_alpha(recipe: dict[str, Any]) -> float:
+    """The recipe's ``augment.mixup`` (0 when absent: no mixup)."""
+    return float((recipe.get("augment") or {}).get("mixup") or 0.0)
+
+
 def mix_batch(x: torch.Tensor, y: torch.Tensor, alpha: float) -> Mix:
     """Mixup (Zhang et al., 2018) of a batch with its own permutation, ``lam ~ Beta(alpha, alpha)``.
 

@@ -14,7 +14,7 @@ import torch
 
 from pipeline.training.checkpoint import build_model, save_checkpoint
 from pipeline.training.data import ImageDataset, SplitData, make_loader
-from pipeline.training.losses import build_criterion, mix_batch, mixup_loss
+from pipeline.training.losses import build_criterion, mix_batch, mixup_alpha, mixup_loss
 from pipeline.training.loop import FitResult, fit, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
@@ -64,7 +64,7 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     if isinstance(criterion, torch.nn.Module):
         criterion = criterion.to(device)
 
-    mixup = float((recipe.get("augment") or {}).get("mixup", 0) or 0)
+    mixup = mixup_alpha(recipe)
 
     def loss_fn(m, x, y):
         if mixup > 0:
