@@ -138,3 +138,32 @@ def test_mixup_recipe_trains_and_repeats(ratio_data, tmp_path):
     b, _ = train_model(data, "ean", recipe, tmp_path / "b", dataset="ckplus")
     plain, _ = train_model(data, "ean", dict(RECIPE), tmp_path / "c", dataset="ckplus")
     assert a.history == b.history and a.history != plain.history
+
+
+def test_run_log_ends_when_another_run_removed_the_shared_step_signal(tmp_path, monkeypatch):
+    """Two fold workers in one repository share DVCLive's step signal file; the one that finds it
+    gone between dvclive's exists() and remove() still ends its run (CI failed on exactly this)."""
+    import os.path
+
+    from pipeline.training.live_log import STEP_SIGNAL, open_live
+
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.chdir(tmp_path)
+    live = open_live(tmp_path / "run", resume=False)
+    live.log_metric("val/acc", 0.5)
+    live.next_step()
+    signal = tmp_path / ".dvc" / "tmp" / "exps" / "run" / STEP_SIGNAL
+    assert signal.is_file()
+    real_exists = os.path.exists
+
+    def other_worker_removes_it(path):
+        found = real_exists(path)
+        if found and os.path.realpath(path) == os.path.realpath(signal):
+            os.remove(signal)  # the other process wins the race right after the check
+        return found
+
+    monkeypatch.setattr(os.path, "exists", other_worker_removes_it)
+    live.end()
+    monkeypatch.undo()
+    assert not signal.exists()
+    assert json.loads((tmp_path / "run" / "dvclive" / "metrics.json").read_text())["val"]["acc"] == 0.5

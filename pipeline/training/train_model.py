@@ -22,10 +22,10 @@ from pipeline.training.transforms import eval_transform, train_transform
 
 
 def open_live(out_dir: Path, resume: bool):
-    """A DVCLive logger in ``<out_dir>/dvclive`` that never touches git (``save_dvc_exp=False``)."""
-    from dvclive import Live
+    """A DVCLive logger in ``<out_dir>/dvclive`` that never touches git (see ``live_log``)."""
+    from pipeline.training import live_log
 
-    return Live(str(out_dir / "dvclive"), dvcyaml=False, save_dvc_exp=False, resume=resume)
+    return live_log.open_live(out_dir, resume)
 
 
 def make_loaders(data: SplitData, recipe: dict[str, Any], generator: torch.Generator):
