@@ -31,7 +31,7 @@ from pipeline.training.losses import distillation_loss, mix_batch, mixup_alpha, 
 from pipeline.training.loop import fit, predict_proba, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
-from pipeline.training.train_model import make_loaders, open_live
+from pipeline.training.train_model import make_loaders
 from pipeline.training.transforms import eval_transform
 
 
@@ -89,6 +89,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     result = DistillResult()
     result.rounds.append({"round": 0, "val_acc": _val_accuracy(teacher, data, recipe, device),
                           "source": str(teacher_path)})
+    from pipeline.training.live_log import open_live  # here: dvclive takes a second to import
+
     live = open_live(out_dir, resume=False)
     live.step = 0
     live.log_metric("round/val_acc", result.rounds[0]["val_acc"])

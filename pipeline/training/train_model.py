@@ -21,13 +21,6 @@ from pipeline.training.recipe import fingerprint, resolve_device, seed_everythin
 from pipeline.training.transforms import eval_transform, train_transform
 
 
-def open_live(out_dir: Path, resume: bool):
-    """A DVCLive logger in ``<out_dir>/dvclive`` that never touches git (see ``live_log``)."""
-    from pipeline.training import live_log
-
-    return live_log.open_live(out_dir, resume)
-
-
 def make_loaders(data: SplitData, recipe: dict[str, Any], generator: torch.Generator):
     """Training loader (augmented, shuffled by ``generator``) and validation loader (plain)."""
     channels = int(recipe["input"]["channels"])
@@ -80,6 +73,8 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     scheduler = build_scheduler(recipe.get("scheduler"), optimizer, epochs)
     train_loader, val_loader = make_loaders(data, recipe, generator)
     run_key = fingerprint(model_name, dataset, data.fold, recipe, data.fingerprint)
+    from pipeline.training.live_log import open_live  # here: dvclive takes a second to import
+
     live = open_live(out_dir, resume=will_resume(out_dir, run_key, epochs))
     result = fit(model, loss_fn, optimizer, scheduler, train_loader, val_loader, epochs=epochs, device=device,
                  run_dir=out_dir, run_key=run_key, generator=generator, live=live,
