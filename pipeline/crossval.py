@@ -131,17 +131,21 @@ def _save(run_dir: Path, key: str, score: FoldScore) -> None:
 
 
 def run_fold(data, model: str, recipe: dict[str, Any], run_dir: Path, *, dataset: str,
-             ten_crop: bool) -> FoldScore:
-    """Train ``model`` on one fold's ``data`` (or reuse a finished run) and score its test rows."""
+             ten_crop: bool, teacher_dir: Path | None = None) -> FoldScore:
+    """Train ``model`` on one fold's ``data`` (or reuse a finished run) and score its test rows;
+    a recipe with a ``teacher`` learns from the fold's trained teacher in ``teacher_dir`` too."""
+    from pipeline.training.checkpoint import read_checkpoint
     from pipeline.training.recipe import fingerprint
     from pipeline.training.train_model import train_model
 
-    key = fingerprint("cv", model, recipe, data.fingerprint, ten_crop)
+    teacher_path = teacher_dir / "checkpoint.pt" if teacher_dir is not None else None
+    teacher_key = [read_checkpoint(teacher_path).get("params_hash")] if teacher_path is not None else []
+    key = fingerprint("cv", model, recipe, data.fingerprint, ten_crop, *teacher_key)
     cached = _cached(run_dir, key)
     if cached is not None:
         return cached
     t0 = time.perf_counter()
-    train_model(data, model, recipe, run_dir, dataset=dataset)
+    train_model(data, model, recipe, run_dir, dataset=dataset, teacher_path=teacher_path)
     acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop)
     score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0)
     _save(run_dir, key, score)
@@ -199,6 +203,7 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
     from pipeline.complexity import count_params
     from pipeline.training.checkpoint import load_model
     from pipeline.training.data import load_split_data
+    from pipeline.training.recipe import teacher_of
 
     if threads is not None:
         import torch
@@ -216,7 +221,9 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
         data = by_derived[derived]
         label_names = data.label_names
         run_dir = models_dir / f"{m}-fold{fold}"
-        scores[m] = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop)
+        recipe_teacher = teacher_of(recipes[m])
+        scores[m] = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop,
+                             teacher_dir=models_dir / f"{recipe_teacher}-fold{fold}" if recipe_teacher else None)
         n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
         if m == teacher:
             scores[DISTILLED] = distill_fold(data, run_dir, distill_settings, models_dir / f"{DISTILLED}-fold{fold}",
@@ -275,7 +282,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     """
     from pipeline.splits import assert_subject_independent
     from pipeline.training.data import fold_count
-    from pipeline.training.recipe import for_dataset, load_recipe
+    from pipeline.training.recipe import for_dataset, load_recipe, teacher_of
 
     t0 = time.perf_counter()
     data_root, models_dir = Path(data_root), Path(models_dir)
@@ -294,6 +301,10 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     if do_distill and teacher not in models:
         raise ValueError(f"cv.distill needs its teacher {teacher!r} among cv.models {models}")
     recipes = {m: for_dataset(load_recipe("train", m, params_file), dataset) for m in models}
+    for i, m in enumerate(models):  # a recipe's teacher trains earlier in the same fold job
+        recipe_teacher = teacher_of(recipes[m])
+        if recipe_teacher and recipe_teacher not in models[:i]:
+            raise ValueError(f"train.{m}.teacher {recipe_teacher!r} must come before {m!r} in cv.models {models}")
 
     rows = shard_rows(data_root)
     assert_subject_independent(rows, dataset)

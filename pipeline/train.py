@@ -29,10 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.training.data import load_split_data
-    from pipeline.training.recipe import for_dataset, load_recipe
+    from pipeline.training.recipe import for_dataset, load_recipe, teacher_of
     from pipeline.training.train_model import train_model
 
     recipe = for_dataset(load_recipe("train", args.model, args.params), args.dataset)
+    if teacher_of(recipe):  # its checkpoint would be an undeclared dependency of this stage
+        raise SystemExit(f"train.{args.model}.teacher: a recipe with a teacher trains in the cv stage only "
+                         f"(cv.models, teacher first); the train stage does not support it yet")
     data = load_split_data(Path(args.data) / args.dataset, args.fold,
                            derived_rows=bool(recipe.get("derived_rows", True)))
     out = Path(args.out) / run_name(args.model, args.dataset, args.fold)

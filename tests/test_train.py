@@ -167,3 +167,70 @@ def test_run_log_ends_when_another_run_removed_the_shared_step_signal(tmp_path, 
     monkeypatch.undo()
     assert not signal.exists()
     assert json.loads((tmp_path / "run" / "dvclive" / "metrics.json").read_text())["val"]["acc"] == 0.5
+
+
+def test_recipe_teacher_alone_drives_the_student_at_alpha_one(ratio_data, tmp_path):
+    """``teacher: {alpha: 1}``: the student learns from the teacher's soft labels only, so wrong hard
+    labels change nothing; at alpha 0.5 they do. The run key and checkpoint name the teacher."""
+    import dataclasses
+
+    from pipeline.training.data import Rows
+
+    data = load_split_data(ratio_data / "ckplus")
+    train_model(data, "ean", dict(RECIPE), tmp_path / "teacher", dataset="ckplus")
+    teacher_ckpt = tmp_path / "teacher" / "checkpoint.pt"
+    ids = data.label_ids  # every training label replaced by the next class's
+    wrong = [ids[(ids.index(y) + 1) % len(ids)] for y in data.train.labels]
+    relabelled = dataclasses.replace(data, train=Rows(data.train.images, wrong, data.train.ids))
+
+    def student(d, alpha, name):
+        recipe = {**RECIPE, "teacher": {"model": "ean", "alpha": alpha, "temperature": 2}}
+        _, meta = train_model(d, "ean", recipe, tmp_path / name, dataset="ckplus", teacher_path=teacher_ckpt)
+        return torch.load(tmp_path / name / "checkpoint.pt", weights_only=False), meta
+
+    a, meta = student(data, 1.0, "a")
+    b, _ = student(relabelled, 1.0, "b")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    c, _ = student(data, 0.5, "c")
+    d, _ = student(relabelled, 0.5, "d")
+    assert not all(torch.equal(c["state_dict"][k], d["state_dict"][k]) for k in c["state_dict"])
+    plain = torch.load(tmp_path / "teacher" / "checkpoint.pt", weights_only=False)
+    assert meta["teacher"] == str(teacher_ckpt) and a["params_hash"] != plain["params_hash"]
+
+
+def test_recipe_teacher_must_exist_and_read_the_same_input(ratio_data, tmp_path):
+    data = load_split_data(ratio_data / "ckplus")
+    recipe = {**RECIPE, "epochs": 1, "teacher": {"model": "ean", "alpha": 0.5, "temperature": 2}}
+    with pytest.raises(FileNotFoundError, match="no trained checkpoint at .*missing"):
+        train_model(data, "ean", recipe, tmp_path / "s", dataset="ckplus", teacher_path=tmp_path / "missing" / "c.pt")
+    other = {**RECIPE, "epochs": 1, "input": {**RECIPE["input"], "size": 24}}
+    train_model(data, "ean", other, tmp_path / "t", dataset="ckplus")
+    with pytest.raises(ValueError, match="must see the same batches"):
+        train_model(data, "ean", recipe, tmp_path / "s", dataset="ckplus", teacher_path=tmp_path / "t" / "checkpoint.pt")
+
+
+def test_cv_trains_each_folds_recipe_teacher_first(tmp_path):
+    from pipeline.crossval import cross_validate
+
+    root = tiny_shards(tmp_path / "data", "ckplus", "kfold") / "ckplus"
+    probe = {"arch": "onet_probe", "model_args": {"img_size": 20}, "epochs": 1}
+    student = {"arch": "ean", "epochs": 1, "teacher": {"model": "probe", "alpha": 0.9, "temperature": 4}}
+    params = write_params(tmp_path / "params.yaml", probe=probe, student=student)
+    settings = {"models": ["student", "probe"], "distill": False, "folds": [0], "workers": 1}
+    with pytest.raises(ValueError, match="teacher 'probe' must come before 'student'"):
+        cross_validate(root, "ckplus", settings, tmp_path / "models", str(params), log=lambda _: None)
+    result = cross_validate(root, "ckplus", {**settings, "models": ["probe", "student"]}, tmp_path / "models",
+                            str(params), log=lambda _: None)
+    assert list(result["models"]) == ["probe", "student"]
+    ckpt = torch.load(tmp_path / "models" / "student-fold0" / "checkpoint.pt", weights_only=False)
+    assert ckpt["teacher"] == str(tmp_path / "models" / "probe-fold0" / "checkpoint.pt")
+    assert ckpt["model"] == "ean"
+
+
+def test_train_stage_refuses_a_recipe_with_a_teacher(ratio_data, tmp_path):
+    params = write_params(tmp_path / "params.yaml", ean={"teacher": {"model": "onet_probe", "alpha": 0.9,
+                                                                     "temperature": 4}})
+    with pytest.raises(SystemExit, match="train.ean.teacher: .* cv stage only"):
+        main(["train", "--model", "ean", "--dataset", "ckplus", "--data", str(ratio_data), "--out",
+              str(tmp_path / "models"), "--params", str(params)])
+    assert not (tmp_path / "models").exists()

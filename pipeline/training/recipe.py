@@ -37,6 +37,11 @@ def for_dataset(recipe: dict[str, Any], dataset: str) -> dict[str, Any]:
     return deep_merge(recipe, per_dataset.get(dataset))
 
 
+def teacher_of(recipe: dict[str, Any]) -> str | None:
+    """The recipe name of ``recipe``'s ``teacher`` (None: it learns from labels only)."""
+    return (recipe.get("teacher") or {}).get("model")
+
+
 def fingerprint(*parts: Any) -> str:
     """SHA-256 (hex, 16 chars) of the canonical JSON of ``parts``: equal settings, equal hash."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from pipeline.training.checkpoint import build_model, save_checkpoint
+from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
 from pipeline.training.data import ImageDataset, SplitData, make_loader
-from pipeline.training.losses import build_criterion, mix_batch, mixup_alpha, mixup_loss
+from pipeline.training.losses import build_criterion, distillation_loss, mix_batch, mixup_alpha, mixup_loss
 from pipeline.training.loop import FitResult, fit, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
@@ -32,13 +32,38 @@ def make_loaders(data: SplitData, recipe: dict[str, Any], generator: torch.Gener
             make_loader(val_ds, bs, shuffle=False, num_workers=workers))
 
 
+def _teacher(recipe: dict[str, Any], teacher_path: str | Path | None, data: SplitData, device):
+    """The frozen teacher of a recipe with ``teacher`` (None without), and its run key."""
+    spec = recipe.get("teacher")
+    if not spec:
+        return None, None
+    if teacher_path is None or not Path(teacher_path).is_file():
+        raise FileNotFoundError(f"recipe teacher {spec.get('model')!r}: no trained checkpoint at {teacher_path}")
+    ckpt = read_checkpoint(teacher_path)
+    if list(ckpt["label_ids"]) != list(data.label_ids):
+        raise ValueError(f"{teacher_path}: teacher classes {ckpt['label_names']} differ from the data's "
+                         f"{data.label_names}")
+    if ckpt["recipe"]["input"] != recipe["input"]:
+        raise ValueError(f"{teacher_path}: the teacher reads input {ckpt['recipe']['input']}, the student "
+                         f"{recipe['input']}; they must see the same batches")
+    teacher, _ = load_model(teacher_path, device)
+    return teacher.eval(), ckpt.get("params_hash", "")
+
+
 def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_dir: str | Path, *,
-                dataset: str, stop_after_epoch: int | None = None) -> tuple[FitResult, dict[str, Any]]:
+                dataset: str, stop_after_epoch: int | None = None,
+                teacher_path: str | Path | None = None) -> tuple[FitResult, dict[str, Any]]:
     """Train ``model_name`` by ``recipe`` on ``data``; write checkpoint and DVCLive logs to ``out_dir``.
 
     ``model_name`` names the recipe; the network is ``recipe["arch"]`` when given (an ablation
     variant such as ``ean_noatt`` = ``arch: ean`` + ``model_args: {attention: false}``), else
     ``model_name`` itself.
+
+    A recipe with ``teacher: {model, alpha, temperature}`` learns from the soft labels of the
+    trained teacher checkpoint ``teacher_path`` too: ``alpha`` x the soft term of
+    :func:`distillation_loss` (T² x KL at ``temperature``) + (1 - ``alpha``) x the recipe's own
+    loss, on the same augmented and mixed batch the student sees; the teacher must read the same
+    ``input``. Knowledge from another architecture, e.g. the pretrained ``onet_probe`` (issue 8).
 
     Returns the fit result and the checkpoint metadata written.
     """
@@ -58,21 +83,31 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
         criterion = criterion.to(device)
 
     mixup = mixup_alpha(recipe)
+    teacher, teacher_key = _teacher(recipe, teacher_path, data, device)
 
     def loss_fn(m, x, y):
-        if mixup > 0:
-            mix = mix_batch(x, y, mixup)
-            logits = m(mix.x)
-            return mixup_loss(criterion, logits, mix), logits
+        mix = mix_batch(x, y, mixup) if mixup > 0 else None
+        if mix is not None:
+            x = mix.x
         logits = m(x)
-        return criterion(logits, y), logits
+        loss = criterion
+        if teacher is not None:
+            with torch.no_grad():
+                soft = teacher(x)
+            alpha, t = float(recipe["teacher"]["alpha"]), float(recipe["teacher"]["temperature"])
+
+            def loss(out, target):  # the soft term of EAN's eq. (4), the recipe's own loss as the hard term
+                return alpha * distillation_loss(out, soft, target, 1.0, t) + (1.0 - alpha) * criterion(out, target)
+
+        return (loss(logits, y) if mix is None else mixup_loss(loss, logits, mix)), logits
 
     optimizer = build_optimizer(recipe["optimizer"], list(model.parameters()) + list(
         criterion.parameters() if isinstance(criterion, torch.nn.Module) else []))
     epochs = int(recipe["epochs"])
     scheduler = build_scheduler(recipe.get("scheduler"), optimizer, epochs)
     train_loader, val_loader = make_loaders(data, recipe, generator)
-    run_key = fingerprint(model_name, dataset, data.fold, recipe, data.fingerprint)
+    run_key = fingerprint(model_name, dataset, data.fold, recipe, data.fingerprint,
+                          *([teacher_key] if teacher is not None else []))
     from pipeline.training.live_log import open_live  # here: dvclive takes a second to import
 
     live = open_live(out_dir, resume=will_resume(out_dir, run_key, epochs))
@@ -85,7 +120,8 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
             "in_chans": channels, "recipe": recipe, "label_names": data.label_names,
             "label_ids": data.label_ids, "params_hash": run_key, "dataset": dataset, "fold": data.fold,
             "best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
-            "n_train": len(data.train), "n_validation": len(data.validation)}
+            "n_train": len(data.train), "n_validation": len(data.validation),
+            **({"teacher": str(teacher_path)} if teacher is not None else {})}
     save_checkpoint(out_dir / "checkpoint.pt", model, **meta)
     live.summary.update({"best": {"val_acc": result.best_val_acc, "epoch": result.best_epoch},
                          "epochs": epochs, "n_train": len(data.train), "n_validation": len(data.validation)})
