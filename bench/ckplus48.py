@@ -1,6 +1,6 @@
 """Real-data benchmark: subject-independent k-fold accuracy on any CK+48-layout folder (issue 8).
 
-    python bench/ckplus48.py --raw /work/shared/realdata/ckplus48-dev [--models ean,resatt,dnn_cbam] [--folds 10]
+    python bench/ckplus48.py --raw /work/shared/realdata/ckplus48-dev [--models onet_probe,ean,resatt,dnn_cbam] [--folds 10]
 
 Runs the project's own pipeline under the ``ckplus48`` profile (``profiles/ckplus48.yaml`` over
 ``params.yaml``) in a scratch directory: ``ingest`` (CK+ reader, CK+48 layout) -> ``align``
@@ -72,7 +72,7 @@ def prepare(raw: Path, work: Path, params_file: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", required=True, type=Path, help="a CK+48-layout folder (one sub-folder per class)")
-    parser.add_argument("--models", default="ean,resatt,dnn_cbam",
+    parser.add_argument("--models", default="onet_probe,ean,resatt,dnn_cbam",
                         help="comma-separated recipes; with ean, the distilled EAN is added (see --no-distill)")
     parser.add_argument("--folds", type=int, default=10, help="subject-independent folds (default 10)")
     parser.add_argument("--no-distill", action="store_true", help="skip EAN's distillation")

@@ -1,6 +1,10 @@
 """fer_models: the attention networks of the five FER papers, and their reusable layers.
 
-Stand-alone: depends on torch/torchvision only, never on ``pipeline``::
+Plus ``onet_probe``, not a paper model: MTCNN ONet's pretrained first convolutions + a linear
+head, the teacher of EAN on small real data (its weights come from ``facenet-pytorch``).
+
+Stand-alone: depends on torch/torchvision only (and facenet-pytorch for ``onet_probe``'s
+pretrained weights), never on ``pipeline``::
 
     import fer_models
     model = fer_models.create_model("ean", num_classes=7)
