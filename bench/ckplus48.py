@@ -45,9 +45,12 @@ def bench_params(base: Path, folds: int, models: list[str], distill: bool,
     params = yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles"))
     params["split"].setdefault(DATASET, {}).update({"protocol": "kfold", "k": int(folds)})
     params["cv"].setdefault(DATASET, {}).update({"models": list(models), "distill": bool(distill)})
-    if epochs is not None:  # smoke runs only: every recipe and every distillation round
+    if epochs is not None:  # smoke runs only: every recipe (teachers too) and every distillation round
         for name in models:
             params["train"].setdefault(name, {})["epochs"] = int(epochs)
+            teacher = (params["train"][name].get("teacher") or {}).get("model")
+            if teacher:
+                params["train"].setdefault(teacher, {})["epochs"] = int(epochs)
         params["distill"].setdefault(DATASET, {})["epochs"] = int(epochs)
     return params
 
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", required=True, type=Path, help="a CK+48-layout folder (one sub-folder per class)")
     parser.add_argument("--models", default="onet_probe,ean,resatt,dnn_cbam",
-                        help="comma-separated recipes; with ean, the distilled EAN is added (see --no-distill)")
+                        help="comma-separated recipes; a recipe's teacher is trained (and reported) first; "
+                        "with ean, the distilled EAN is added (see --no-distill)")
     parser.add_argument("--folds", type=int, default=10, help="subject-independent folds (default 10)")
     parser.add_argument("--no-distill", action="store_true", help="skip EAN's distillation")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (demo profile)")

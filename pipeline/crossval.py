@@ -268,11 +268,34 @@ def _run_jobs(jobs: list[dict[str, Any]], k: int, workers: int, log) -> list[dic
     return [results[job["fold"]] for job in jobs]
 
 
+def _with_teachers(models: Sequence[str], recipe_of) -> list[str]:
+    """``models`` in order, each preceded by its recipe's teacher (and that one's) unless listed earlier:
+    a fold job trains a student after the teacher it learns from."""
+    from pipeline.training.recipe import teacher_of
+
+    order: list[str] = []
+
+    def add(m: str, chain: tuple[str, ...]) -> None:
+        if m in chain:
+            raise ValueError(f"train.{m}.teacher: a cycle of teachers {' -> '.join(chain + (m,))}")
+        if m in order:
+            return
+        t = teacher_of(recipe_of(m))
+        if t:
+            add(t, chain + (m,))
+        order.append(m)
+
+    for m in models:
+        add(m, ())
+    return order
+
+
 def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any], models_dir: str | Path,
                    params_file: str | None = None, log=print) -> dict[str, Any]:
     """Run the protocol on ``data_root`` (the dataset's shards) for ``settings`` (``cv`` params).
 
-    ``settings``: ``models`` (train recipes), ``distill`` (bool: also the distilled EAN),
+    ``settings``: ``models`` (train recipes; a recipe's ``teacher`` is trained first in each fold,
+    added when not listed), ``distill`` (bool: also the distilled EAN),
     ``validation_fold`` (bool), ``ten_crop`` (bool), ``folds`` (``all`` or a list of indices),
     ``workers`` (folds trained at once, each in its own process with an equal share of the
     cores; 1 = one after the other in this process). A fold's result does not depend on which
@@ -282,7 +305,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     """
     from pipeline.splits import assert_subject_independent
     from pipeline.training.data import fold_count
-    from pipeline.training.recipe import for_dataset, load_recipe, teacher_of
+    from pipeline.training.recipe import for_dataset, load_recipe
 
     t0 = time.perf_counter()
     data_root, models_dir = Path(data_root), Path(models_dir)
@@ -300,11 +323,9 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     teacher = distill_settings.get("teacher", "ean")
     if do_distill and teacher not in models:
         raise ValueError(f"cv.distill needs its teacher {teacher!r} among cv.models {models}")
-    recipes = {m: for_dataset(load_recipe("train", m, params_file), dataset) for m in models}
-    for i, m in enumerate(models):  # a recipe's teacher trains earlier in the same fold job
-        recipe_teacher = teacher_of(recipes[m])
-        if recipe_teacher and recipe_teacher not in models[:i]:
-            raise ValueError(f"train.{m}.teacher {recipe_teacher!r} must come before {m!r} in cv.models {models}")
+    recipes: dict[str, dict[str, Any]] = {}
+    models = _with_teachers(models, lambda m: recipes.setdefault(
+        m, for_dataset(load_recipe("train", m, params_file), dataset)))
 
     rows = shard_rows(data_root)
     assert_subject_independent(rows, dataset)

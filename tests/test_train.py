@@ -209,22 +209,23 @@ def test_recipe_teacher_must_exist_and_read_the_same_input(ratio_data, tmp_path)
         train_model(data, "ean", recipe, tmp_path / "s", dataset="ckplus", teacher_path=tmp_path / "t" / "checkpoint.pt")
 
 
-def test_cv_trains_each_folds_recipe_teacher_first(tmp_path):
+def test_cv_trains_each_folds_recipe_teacher_first_even_when_not_listed(tmp_path):
     from pipeline.crossval import cross_validate
 
     root = tiny_shards(tmp_path / "data", "ckplus", "kfold") / "ckplus"
     probe = {"arch": "onet_probe", "model_args": {"img_size": 20}, "epochs": 1}
     student = {"arch": "ean", "epochs": 1, "teacher": {"model": "probe", "alpha": 0.9, "temperature": 4}}
     params = write_params(tmp_path / "params.yaml", probe=probe, student=student)
-    settings = {"models": ["student", "probe"], "distill": False, "folds": [0], "workers": 1}
-    with pytest.raises(ValueError, match="teacher 'probe' must come before 'student'"):
-        cross_validate(root, "ckplus", settings, tmp_path / "models", str(params), log=lambda _: None)
-    result = cross_validate(root, "ckplus", {**settings, "models": ["probe", "student"]}, tmp_path / "models",
-                            str(params), log=lambda _: None)
+    settings = {"models": ["student"], "distill": False, "folds": [0], "workers": 1}
+    result = cross_validate(root, "ckplus", settings, tmp_path / "models", str(params), log=lambda _: None)
     assert list(result["models"]) == ["probe", "student"]
     ckpt = torch.load(tmp_path / "models" / "student-fold0" / "checkpoint.pt", weights_only=False)
     assert ckpt["teacher"] == str(tmp_path / "models" / "probe-fold0" / "checkpoint.pt")
     assert ckpt["model"] == "ean"
+    cyclic = write_params(tmp_path / "cyclic.yaml", probe={**probe, "teacher": {**student["teacher"], "model": "student"}},
+                          student=student)
+    with pytest.raises(ValueError, match="a cycle of teachers student -> probe -> student"):
+        cross_validate(root, "ckplus", settings, tmp_path / "cyclic", str(cyclic), log=lambda _: None)
 
 
 def test_train_stage_refuses_a_recipe_with_a_teacher(ratio_data, tmp_path):
