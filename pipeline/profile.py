@@ -161,7 +161,27 @@ def compose(base_text: str, name: str, profiles_dir: Path) -> str:
         raise ProfileError(f"{overlay_file}: {exc}") from None
     params["profile"] = name
     complete_datasets(params)
+    taught = taught_train_pairs(_plain(params))
+    if taught:
+        raise ProfileError(f"{overlay_file}: train.matrix pairs whose recipe learns from a teacher: "
+                           f"{', '.join(taught)}; the train stage does not support teachers yet (the "
+                           f"teacher's checkpoint would be an undeclared dependency): train them in the cv "
+                           f"stage (cv.<dataset>.models) and drop them from train.matrix and evaluate.matrix")
     return _dump(params)
+
+
+def taught_train_pairs(params: dict[str, Any]) -> list[str]:
+    """The ``train.matrix`` entries (as ``key (train.<model>.teacher: <teacher>)``) whose recipe has a
+    ``teacher``: `dvc repro` would stop at their train stage, so a profile may not list them."""
+    from pipeline.params import section
+    from pipeline.training.recipe import for_dataset, teacher_of
+
+    taught = []
+    for key, pair in ((params.get("train") or {}).get("matrix") or {}).items():
+        teacher = teacher_of(for_dataset(section("train", pair["model"], params), pair["dataset"]))
+        if teacher:
+            taught.append(f"{key} (train.{pair['model']}.teacher: {teacher})")
+    return taught
 
 
 def switch(name: str, params_file: Path, profiles_dir: Path | None = None, force: bool = False) -> str:

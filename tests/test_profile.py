@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import params
 from pipeline.profile import ProfileError, available, switch
+from pipeline.training.recipe import teacher_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("demo", "paper", "ckplus48")
@@ -80,6 +81,24 @@ def test_overlay_typo_fails_loudly(project):
     with pytest.raises(ProfileError, match=r"align\.kdef\.sise: not a key"):
         switch("typo", project / "params.yaml")
     assert (project / "params.yaml").read_bytes() == before
+
+
+def test_a_taught_recipe_in_train_matrix_is_refused(project):
+    # the train stage cannot declare a teacher's checkpoint: `dvc repro` would stop there
+    (project / "profiles" / "taught.yaml").write_text(
+        "train:\n  dnn_cbam:\n    teacher: {model: onet_probe, alpha: 0.9, temperature: 4}\n")
+    before = (project / "params.yaml").read_bytes()
+    with pytest.raises(ProfileError, match=r"taught\.yaml: .*dnn_cbam-fer2013 \(train\.dnn_cbam\.teacher: onet_probe\)"):
+        switch("taught", project / "params.yaml")
+    assert (project / "params.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_no_profile_trains_a_taught_recipe_in_the_train_stage(project, name):
+    switch(name, project / "params.yaml")
+    p = params.load(project / "params.yaml")
+    for key, pair in p["train"]["matrix"].items():
+        assert teacher_of(params.section("train", pair["model"], p)) is None, key
 
 
 def test_unknown_profile(project):
