@@ -2,7 +2,9 @@
 
 One table of (model, dataset) with our test accuracy next to the paper's, the papers' ablation
 tables with ours where the run exists (else "not run in this profile"), the distillation rounds
-(carried in the distilled models' evaluations), and parameters / FLOPs / latency. The data provenance comes from the sample generator's marker
+(carried in the distilled models' evaluations), and parameters / FLOPs / latency; then the ``cv``
+stage's k-fold tables (``eval/cv/<dataset>/metrics.json``; a pair evaluated only there shows its mean
+± std in the first table). The data provenance comes from the sample generator's marker
 (``data/raw/.synthetic-sample.json``): a dataset listed there is the generated sample, any other
 is real data; the report says which, first thing.
 """
@@ -30,6 +32,30 @@ def collect_evaluations(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def collect_cross_validations(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``{dataset: cv result}`` of every ``<eval_dir>/cv/<dataset>/metrics.json`` (the ``cv`` stage)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(eval_dir).glob("cv/*/metrics.json")):
+        try:
+            out[path.parent.name] = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    return out
+
+
+def cross_validation_section(cvs: dict[str, dict[str, Any]]) -> str:
+    """One table per k-fold dataset: mean ± std over the test folds, per-class recall pooled."""
+    from pipeline.crossval import results_table
+
+    parts = []
+    for ds, res in cvs.items():
+        crop = "ten-crop" if res["settings"].get("ten_crop") else "centre-crop"
+        parts += [f"### {ds}: subject-independent {res['k']}-fold ({len(res['folds'])} folds run)", "",
+                  f"Accuracy {crop} on each test fold (`cv` stage, eval/cv/{ds}/); mean ± std over folds; "
+                  "R = recall per class pooled over all test images.", "", results_table(res), ""]
+    return "\n".join(parts).strip() or f"- {NOT_RUN}"
+
+
 def provenance(raw_dir: str | Path, datasets: list[str]) -> dict[str, str]:
     """Per dataset: ``synthetic sample (per_class N, seed S)`` when the sample marker lists it, else ``real data``."""
     from pipeline.synthetic import MARKER
@@ -55,13 +81,17 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
 
 
-def _main_rows(evals: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _main_rows(evals: dict[str, dict[str, Any]], cvs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     seen = set()
     for (model, ds), (paper, metric, source) in MAIN.items():
         name = f"{model}-{ds}"
         seen.add(name)
         rows.append(_row(name, model, ds, evals.get(name), paper, metric, source))
+        cv_model = ((cvs.get(ds) or {}).get("models") or {}).get(model)
+        if cv_model is not None:
+            rows[-1]["cv"] = {"k": cvs[ds]["k"], "folds": len(cvs[ds]["folds"]),
+                              "mean": cv_model["mean"], "std": cv_model["std"]}
     for name, m in evals.items():  # runs the papers have no number for (other pairs, variants)
         if name not in seen:
             rows.append(_row(name, m.get("model", name), m.get("dataset", ""), m, None, "", ""))
@@ -98,7 +128,9 @@ def main_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         paper = "–" if r["paper"] is None else (f"{r['paper']:.2f}" + (" (precision)" if r["paper_metric"] == "precision" else ""))
         if not r["run"]:
-            lines.append(f"| {r['model']} | {r['dataset']} | {NOT_RUN} | | | {paper} | | | | | |")
+            cv = r.get("cv")
+            ours = NOT_RUN if cv is None else f"{cv['k']}-fold: {_pct(cv['mean'])} ± {_pct(cv['std'])}"
+            lines.append(f"| {r['model']} | {r['dataset']} | {ours} | | | {paper} | | | | | |")
             continue
         ms = "–" if r.get("ms_per_frame") is None else f"{r['ms_per_frame']:.3f}"
         ratio = "–" if r.get("vs_mobilenetv2") is None else f"{r['vs_mobilenetv2']:.2f}"
@@ -143,14 +175,16 @@ def distillation_section(records: dict[str, dict[str, Any]]) -> str:
 
 
 def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None) -> tuple[str, dict[str, Any], str]:
-    """The markdown report, the metrics document and the main table alone (for ``--print``)."""
+    """The markdown report, the metrics document and what ``--print`` shows (the main table, then the
+    k-fold tables if any)."""
     evals = collect_evaluations(eval_dir)
+    cvs = collect_cross_validations(eval_dir)
     if not evals:
         raise FileNotFoundError(f"{eval_dir}: no */metrics.json — run the evaluate stages first")
     datasets = sorted({m.get("dataset") for m in evals.values() if m.get("dataset")})
     prov = provenance(raw_dir, datasets)
     synthetic = [d for d, p in prov.items() if p.startswith("synthetic")]
-    rows = _main_rows(evals)
+    rows = _main_rows(evals, cvs)
     table = main_table(rows)
     abl_md, abl_data = ablation_tables(evals)
     records = distillation_records(evals)
@@ -176,8 +210,13 @@ def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None)
         "## Accuracy: ours next to the papers'", "", table, "",
         "## Ablations", "", abl_md, "",
         "## EAN iterative distillation", "", distillation_section(records), "",
+        "## Cross-validation", "", cross_validation_section(cvs), "",
     ])
     doc = {"profile": profile, "data": prov, "synthetic": bool(synthetic), "runs": {r["name"]: r for r in rows},
            "ablations": abl_data, "distillation": records,
+           "cross_validation": {ds: {m: {"mean": s["mean"], "std": s["std"], "accuracy_per_fold": s["accuracy_per_fold"]}
+                                     for m, s in res["models"].items()} for ds, res in cvs.items()},
            "ean_latency_ratio_vs_mobilenetv2": min(ean) if ean else None}
+    if cvs:
+        table += "\n\n" + cross_validation_section(cvs)
     return md, doc, table

@@ -64,3 +64,24 @@ def test_report_says_real_data_without_the_sample_marker(tmp_path):
     md = (tmp_path / "reports" / "results.md").read_text()
     assert "**Data: real datasets**" in md and "synthetic sample" not in md
     assert json.loads((tmp_path / "reports" / "metrics.json").read_text())["synthetic"] is False
+
+
+def test_report_includes_the_cv_stage_tables(tmp_path, capsys):
+    raw, params = _setup(tmp_path, synthetic=False)
+    cv = tmp_path / "eval" / "cv" / "ckplus"
+    cv.mkdir(parents=True)
+    model = {"params": 43_552, "mean": 0.847, "std": 0.0789, "centre_mean": 0.8287, "seconds": 1225.0,
+             "accuracy_per_fold": [0.8, 0.894], "recall": {"anger": 0.651, "happiness": 0.969}}
+    result = {"dataset": "ckplus", "k": 10, "folds": [0, 1], "classes": ["anger", "happiness"],
+              "settings": {"ten_crop": True}, "models": {"ean": model, "resatt": dict(model, mean=0.732, std=0.0954)}}
+    (cv / "metrics.json").write_text(json.dumps(result))
+    assert main(["report", "--raw", str(raw), "--out", str(tmp_path / "reports"), "--params", str(params),
+                 "--print"]) == 0
+    md = (tmp_path / "reports" / "results.md").read_text()
+    assert "### ckplus: subject-independent 10-fold (2 folds run)" in md
+    assert "| ean | 43,552 | 84.70 ± 7.89 | 82.87 | 65.1 | 96.9 | 20m25s |" in md
+    assert "| resatt | ckplus | 10-fold: 73.20 ± 9.54 |" in md     # evaluated only by the cv stage
+    assert "| ean | rafdb | 80.00 |" in md                           # single-split runs unchanged
+    doc = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert doc["cross_validation"]["ckplus"]["resatt"]["mean"] == 0.732
+    assert "| ean | 43,552 | 84.70 ± 7.89 |" in capsys.readouterr().out
