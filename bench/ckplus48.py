@@ -1,6 +1,6 @@
 """Real-data benchmark: subject-independent k-fold accuracy on any CK+48-layout folder (issue 8).
 
-    python bench/ckplus48.py --raw /work/shared/realdata/ckplus48-dev [--models onet_probe,ean,resatt,dnn_cbam] [--folds 10]
+    python bench/ckplus48.py --raw /work/shared/realdata/ckplus48-dev [--models onet_probe,ean] [--folds 10]
 
 Runs the project's own pipeline under the ``ckplus48`` profile (``profiles/ckplus48.yaml`` over
 ``params.yaml``) in a scratch directory: ``ingest`` (CK+ reader, CK+48 layout) -> ``align``
@@ -35,14 +35,19 @@ DATASET = "ckplus"
 PROFILE = "ckplus48"
 
 
-def bench_params(base: Path, folds: int, models: list[str], distill: bool,
-                 epochs: int | None = None) -> dict:
-    """``base`` + the ckplus48 profile, with the fold count and the models of this run."""
+def profile_params(base: Path) -> dict:
+    """``base`` (the demo params) with the ckplus48 profile applied."""
     import yaml
 
     from pipeline.profile import compose
 
-    params = yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles"))
+    return yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles"))
+
+
+def bench_params(base: Path, folds: int, models: list[str], distill: bool,
+                 epochs: int | None = None) -> dict:
+    """``base`` + the ckplus48 profile, with the fold count and the models of this run."""
+    params = profile_params(base)
     params["split"].setdefault(DATASET, {}).update({"protocol": "kfold", "k": int(folds)})
     params["cv"].setdefault(DATASET, {}).update({"models": list(models), "distill": bool(distill)})
     if epochs is not None:  # smoke runs only: every recipe (teachers too) and every distillation round
@@ -75,8 +80,8 @@ def prepare(raw: Path, work: Path, params_file: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", required=True, type=Path, help="a CK+48-layout folder (one sub-folder per class)")
-    parser.add_argument("--models", default="onet_probe,ean,resatt,dnn_cbam",
-                        help="comma-separated recipes; a recipe's teacher is trained (and reported) first; "
+    parser.add_argument("--models", default=None,
+                        help="comma-separated recipes (default: the profile's cv.ckplus.models); a recipe's teacher is trained (and reported) first; "
                         "with ean, the distilled EAN is added (see --no-distill)")
     parser.add_argument("--folds", type=int, default=10, help="subject-independent folds (default 10)")
     parser.add_argument("--no-distill", action="store_true", help="skip EAN's distillation")
@@ -97,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.raw.is_dir():
         parser.error(f"--raw {args.raw}: not a directory")
     torch.set_num_threads(args.threads)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = ([m.strip() for m in args.models.split(",") if m.strip()] if args.models
+              else profile_params(args.params)["cv"][DATASET]["models"])
     distill = "ean" in models and not args.no_distill
     tmp = None
     if args.work is None:
