@@ -21,26 +21,25 @@ from pipeline.paper_results import (ABLATIONS, EAN_DISTILL_GRID, EAN_LATENCY_MS,
 NOT_RUN = "not run in this profile"
 
 
-def collect_evaluations(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{run name: metrics}`` of every ``<eval_dir>/<name>/metrics.json``, sorted by name."""
+def _metrics_by_folder(eval_dir: str | Path, pattern: str) -> dict[str, dict[str, Any]]:
+    """``{folder name: parsed JSON}`` of every file matching ``pattern`` under ``eval_dir``, sorted."""
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted(Path(eval_dir).glob("*/metrics.json")):
+    for path in sorted(Path(eval_dir).glob(pattern)):
         try:
             out[path.parent.name] = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from None
     return out
+
+
+def collect_evaluations(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``{run name: metrics}`` of every ``<eval_dir>/<name>/metrics.json``, sorted by name."""
+    return _metrics_by_folder(eval_dir, "*/metrics.json")
 
 
 def collect_cross_validations(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
     """``{dataset: cv result}`` of every ``<eval_dir>/cv/<dataset>/metrics.json`` (the ``cv`` stage)."""
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(Path(eval_dir).glob("cv/*/metrics.json")):
-        try:
-            out[path.parent.name] = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    return out
+    return _metrics_by_folder(eval_dir, "cv/*/metrics.json")
 
 
 def cross_validation_section(cvs: dict[str, dict[str, Any]]) -> str:
