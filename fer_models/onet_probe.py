@@ -66,6 +66,22 @@ def onet_trunk(pretrained: bool = True) -> nn.Sequential:
     return trunk
 
 
+def onet_conv1_filters(n: int, in_chans: int) -> torch.Tensor:
+    """The ``n`` largest-norm 3x3 filters of ONet's pretrained conv1, shaped ``(n, in_chans, 3, 3)``.
+
+    For initialising another network's first 3x3 convolution from a face model (e.g. EAN's head,
+    ``ean(head_init="onet")``). ONet reads RGB scaled to [-1, 1]; a grey input (``in_chans`` 1) is the
+    same image in all three channels, so its filter is the sum over the colour channels.
+    """
+    if n > 32 or in_chans not in (1, 3):
+        raise ValueError(f"ONet's conv1 has 32 filters over 3 channels: cannot give {n} over {in_chans}")
+    w = onet_trunk(pretrained=True).conv1.weight.detach()
+    if in_chans == 1:
+        w = w.sum(dim=1, keepdim=True)
+    order = w.flatten(1).norm(dim=1).argsort(descending=True)
+    return w[order[:n]].clone()
+
+
 class FaceProbe(nn.Module):
     """A frozen pretrained face trunk (:func:`onet_trunk`) and a trainable linear head.
 

@@ -72,3 +72,26 @@ def test_other_class_counts() -> None:
 
 def test_deterministic_init() -> None:
     check_deterministic_init("ean")
+
+
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_head_init_onet_starts_the_head_from_onets_strongest_conv1_filters(in_chans: int) -> None:
+    from fer_models.onet_probe import onet_trunk
+
+    conv1 = onet_trunk(pretrained=True).conv1.weight.detach()
+    grey = conv1.sum(dim=1, keepdim=True) if in_chans == 1 else conv1  # grey = the same image in R, G, B
+    model = fer_models.create_model("ean", in_chans=in_chans, head_init="onet")
+    head = model.head[0].weight.detach()
+    assert head.shape == (16, in_chans, 3, 3)
+    norms = grey.flatten(1).norm(dim=1)
+    for filt in head:  # each head filter is one of ONet's, and they are the 16 of largest norm
+        match = [i for i in range(32) if torch.equal(filt, grey[i])]
+        assert len(match) == 1 and (norms > norms[match[0]]).sum() < 16
+    default = fer_models.create_model("ean", in_chans=in_chans)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in default.parameters())
+    assert not torch.equal(default.head[0].weight, head)
+
+
+def test_unknown_head_init_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown EAN head_init 'imagenet'"):
+        fer_models.create_model("ean", head_init="imagenet")
