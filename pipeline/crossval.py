@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import write_text
+from pipeline.cv_table import duration, results_table
 
 DISTILLED = "ean_distilled"
 
@@ -348,25 +349,6 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
             "distill": distill_settings, "models": summaries, "wall_seconds": time.perf_counter() - t0}
 
 
-def results_table(result: dict[str, Any]) -> str:
-    """A Markdown table: model, params, mean ± std accuracy, per-class recall (pooled), training time
-    (the sum over folds of each fold's run: with ``workers`` > 1 the run's wall time is less)."""
-    classes = result["classes"]
-    short = [c[:4] for c in classes]
-    head = ["model", "params", "accuracy (mean ± std)", "centre-crop"] + [f"R {s}" for s in short] + ["time (sum of folds)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, s in result["models"].items():
-        recall = [f"{100 * s['recall'][c]:.1f}" for c in classes]
-        lines.append("| " + " | ".join([name, f"{s['params']:,}", f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f}",
-                                         f"{100 * s['centre_mean']:.2f}"] + recall + [_duration(s["seconds"])]) + " |")
-    return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}m{s:02d}s"
-
-
 def write_outputs(result: dict[str, Any], out_dir: str | Path) -> None:
     """``metrics.json`` (everything), ``results.md`` (the table) and a pooled confusion PNG per model."""
     from pipeline.evaluation import save_confusion_png
@@ -380,7 +362,7 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> None:
                f"Accuracy {'ten-crop' if result['settings']['ten_crop'] else 'centre-crop'} on each test fold; "
                f"mean ± std over folds; recall per class pooled over all test images.\n\n"
                + results_table(result) + "\n\n"
-               f"Wall time of the whole run: {_duration(result.get('wall_seconds', 0.0))} "
+               f"Wall time of the whole run: {duration(result.get('wall_seconds', 0.0))} "
                f"({int(result['settings'].get('workers', 1))} fold(s) at a time).\n")
     for name, s in result["models"].items():
         save_confusion_png(s["pooled"]["confusion"]["normalized"], result["classes"],
