@@ -95,3 +95,20 @@ def test_head_init_onet_starts_the_head_from_onets_strongest_conv1_filters(in_ch
 def test_unknown_head_init_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown EAN head_init 'imagenet'"):
         fer_models.create_model("ean", head_init="imagenet")
+
+
+def test_freeze_head_keeps_the_head_convolution_fixed_in_training() -> None:
+    torch.manual_seed(0)
+    model = fer_models.create_model("ean", in_chans=1, num_classes=3, head_init="onet", freeze_head=True)
+    head_before = model.head[0].weight.detach().clone()
+    bn_before = model.head[1].weight.detach().clone()
+    tail_before = model.tail[0].weight.detach().clone()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    x, y = torch.randn(8, 1, 44, 44), torch.arange(8) % 3
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert torch.equal(model.head[0].weight, head_before)       # the ONet filters stay as they are
+    assert not torch.equal(model.head[1].weight, bn_before)     # the head's batch norm still learns
+    assert not torch.equal(model.tail[0].weight, tail_before)
