@@ -165,8 +165,8 @@ def compose(base_text: str, name: str, profiles_dir: Path) -> str:
     if taught:
         raise ProfileError(f"{overlay_file}: train.matrix pairs whose recipe learns from a teacher: "
                            f"{', '.join(taught)}; the train stage does not support teachers yet (the "
-                           f"teacher's checkpoint would be an undeclared dependency): train them in the cv "
-                           f"stage (cv.<dataset>.models) and drop them from train.matrix and evaluate.matrix")
+                           "teacher's checkpoint would be an undeclared dependency): train them in the cv "
+                           "stage (cv.<dataset>.models) and drop them from train.matrix and evaluate.matrix")
     return _dump(params)
 
 

@@ -89,8 +89,7 @@ def _main_rows(evals: dict[str, dict[str, Any]], cvs: dict[str, dict[str, Any]])
         rows.append(_row(name, model, ds, evals.get(name), paper, metric, source))
         cv_model = ((cvs.get(ds) or {}).get("models") or {}).get(model)
         if cv_model is not None:
-            rows[-1]["cv"] = {"k": cvs[ds]["k"], "folds": len(cvs[ds]["folds"]),
-                              "mean": cv_model["mean"], "std": cv_model["std"]}
+            rows[-1]["cv"] = {"k": cvs[ds]["k"], "mean": cv_model["mean"], "std": cv_model["std"]}
     for name, m in evals.items():  # runs the papers have no number for (other pairs, variants)
         if name not in seen:
             rows.append(_row(name, m.get("model", name), m.get("dataset", ""), m, None, "", ""))
@@ -186,6 +185,7 @@ def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None)
     rows = _main_rows(evals, cvs)
     table = main_table(rows)
     abl_md, abl_data = ablation_tables(evals)
+    cv_md = cross_validation_section(cvs)
     records = distillation_records(evals)
     ean = [m["latency"]["ratio"] for n, m in evals.items() if m.get("arch") == "ean" and m.get("latency")]
     if synthetic:
@@ -209,7 +209,7 @@ def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None)
         "## Accuracy: ours next to the papers'", "", table, "",
         "## Ablations", "", abl_md, "",
         "## EAN iterative distillation", "", distillation_section(records), "",
-        "## Cross-validation", "", cross_validation_section(cvs), "",
+        "## Cross-validation", "", cv_md, "",
     ])
     doc = {"profile": profile, "data": prov, "synthetic": bool(synthetic), "runs": {r["name"]: r for r in rows},
            "ablations": abl_data, "distillation": records,
@@ -217,5 +217,5 @@ def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None)
                                      for m, s in res["models"].items()} for ds, res in cvs.items()},
            "ean_latency_ratio_vs_mobilenetv2": min(ean) if ean else None}
     if cvs:
-        table += "\n\n" + cross_validation_section(cvs)
+        table += "\n\n" + cv_md
     return md, doc, table
