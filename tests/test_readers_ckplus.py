@@ -143,6 +143,23 @@ def test_ck48_layout(tmp_path):
                    "loose.png": "bad_name"}
 
 
+def test_ck48_class_folders_in_other_case_or_by_unified_name(tmp_path):
+    """Copies of CK+48 spell the folders differently: ``Anger``, ``HAPPY``, ``happiness``, ``Sadness``."""
+    root = tmp_path / "ck48"
+    for i, (folder, name) in enumerate([("Anger", "S010_004_00000017"), ("HAPPY", "S011_006_00000010"),
+                                        ("happiness", "S012_002_00000009"), ("Sadness", "S013_001_00000005"),
+                                        ("Joy", "S014_001_00000003")]):
+        write_image(root / folder / f"{name}.png", seed=i)
+    summary, manifest, quarantine = ingest("ckplus", root, tmp_path / "out")
+    check_accounting(summary, manifest, quarantine, 5)
+    assert summary["layout"] == "ck+48"
+    rows = {r["subject"]: (r["native_label"], r["label_name"]) for r in manifest.to_pylist()}
+    assert rows == {"S010": ("Anger", "anger"), "S011": ("HAPPY", "happiness"),
+                    "S012": ("happiness", "happiness"), "S013": ("Sadness", "sadness")}
+    assert quarantine.column("reason").to_pylist() == ["unknown_label"]
+    assert "Joy" in quarantine.column("detail").to_pylist()[0]
+
+
 def test_layout_errors(tmp_path):
     with pytest.raises(LayoutError, match="does not exist.*cohn-kanade-images.*anger contempt"):
         get_reader("ckplus").scan(tmp_path / "nope", {})

@@ -16,6 +16,10 @@ taken are ``neutral``. Every other frame is accounted for in the quarantine as
     <root>/<class>/S005_001_00000011.png   class in anger contempt disgust fear happy sadness
                                            surprise (neutral where a copy has it)
 
+Class folders are matched without regard to case (``Anger``, ``HAPPY``), and the unified name
+works too (``happiness`` for ``happy``): copies of CK+48 differ in such details. The native label
+recorded is the folder's own name.
+
 Both: image_id ``ckplus/S005_001_00000011``, subject ``S005``; ``extra`` holds ``sequence``,
 ``frame``, ``layout`` and (official) ``role`` (``peak`` or ``neutral``).
 """
@@ -34,6 +38,9 @@ from pipeline.readers.base import (
 FRAME_RE = re.compile(r"^(S\d{3})_(\d{3})_(\d{8})\.png$", re.IGNORECASE)
 EMOTION_RE = re.compile(r"^(S\d{3})_(\d{3})_(\d{8})_emotion\.txt$", re.IGNORECASE)
 CK48_CLASSES = tuple(NATIVE_TO_UNIFIED["ckplus48"])
+# a class folder's name, lower-cased, -> its CK+48 code: the codes and the unified names
+CK48_FOLDERS = {**{unified: code for code, unified in NATIVE_TO_UNIFIED["ckplus48"].items()},
+                **{code: code for code in CK48_CLASSES}}
 
 
 class CkplusReader(Reader):
@@ -51,7 +58,7 @@ class CkplusReader(Reader):
             if not (root / "Emotion").is_dir():
                 raise self.layout_error(root, "cohn-kanade-images/ found but no Emotion/ folder of labels")
             return "official"
-        if any((root / c).is_dir() for c in CK48_CLASSES):
+        if root.is_dir() and any(p.is_dir() and p.name.lower() in CK48_FOLDERS for p in root.iterdir()):
             return "ck+48"
         raise self.layout_error(root, "neither cohn-kanade-images/ nor any CK+48 class folder found")
 
@@ -153,7 +160,7 @@ class CkplusReader(Reader):
                 yield Quarantined(rel, "bad_name", f"{rel}: file name is not Sxxx_yyy_zzzzzzzz.png")
                 continue
             try:
-                label, label_name = label_fields("ckplus48", folder)
+                label, label_name = label_fields("ckplus48", CK48_FOLDERS.get(folder.lower(), folder))
             except UnknownLabelError as exc:
                 yield Quarantined(rel, "unknown_label", f"{rel}: class folder {folder!r}: {exc}")
                 continue
