@@ -115,7 +115,9 @@ class FaceProbe(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if self.in_chans == 1:
             x = x.expand(-1, 3, -1, -1)
-        features = self.trunk(x).flatten(1)
+        # NHWC: on CPU the trunk's ceil-mode max-pooling and 3-channel conv1 are several times faster
+        # (bench/teacher_speed.py); the same numbers to float rounding, and flatten(1) keeps C, H, W order
+        features = self.trunk(x.contiguous(memory_format=torch.channels_last)).flatten(1)
         if features.shape[1] != self.fc.in_features:
             raise ValueError(f"onet_probe was built for {self.img_size} px input (img_size), got "
                              f"{tuple(x.shape[-2:])}; set model_args.img_size to the recipe's input.size")

@@ -99,3 +99,17 @@ def test_pretrained_features_separate_real_expressions_of_unseen_subjects(realda
     # measured: pretrained 0.919; random trunks (seeds 0, 1) 0.875 and 0.815; raw pixels 0.801
     pretrained, random = accuracy(True), max(accuracy(False, seed) for seed in (0, 1))
     assert pretrained > 0.88 and pretrained > random + 0.03, (pretrained, random)
+
+
+def test_logits_do_not_depend_on_memory_layout_of_input_or_weights() -> None:
+    """The trunk runs in channels_last whatever it is given (several times faster on CPU); the head
+    still reads the features in C, H, W order, so the logits equal those of ONet's own layout."""
+    torch.manual_seed(0)
+    model = build("onet_probe", img_size=48, pretrained=True).eval()
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        reference = model.fc(model.norm(model.trunk(x.expand(-1, 3, -1, -1)).flatten(1)))
+        assert torch.allclose(model(x), reference, atol=1e-4)
+        model.to(memory_format=torch.channels_last)
+        assert torch.allclose(model(x.contiguous(memory_format=torch.channels_last)), reference, atol=1e-4)
+        assert torch.allclose(model(x), reference, atol=1e-4)

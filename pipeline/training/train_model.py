@@ -47,6 +47,8 @@ def _teacher(recipe: dict[str, Any], teacher_path: str | Path | None, data: Spli
         raise ValueError(f"{teacher_path}: the teacher reads input {ckpt['recipe']['input']}, the student "
                          f"{recipe['input']}; they must see the same batches")
     teacher, _ = load_model(teacher_path, device)
+    if recipe.get("channels_last", False):  # the layout of the batches it reads: no conversion per step
+        teacher.to(memory_format=torch.channels_last)
     return teacher.eval(), ckpt.get("params_hash", "")
 
 
