@@ -197,7 +197,8 @@ def ean(num_classes: int = 7, in_chans: int = 3, attention: bool = True, config:
     ``freeze_head=True`` keeps the head convolution's weights fixed (its batch norm still trains).
     On the CK+48 dev subset (subject-independent 10-fold, onet_probe as teacher): ONet head kept
     fixed 89.01 ± 6.61, ONet head trained 86.66 ± 6.87, default initialisation 84.70 ± 7.89
-    (README "Results on real data").
+    (seed 0; the fixed head over seeds 0, 1, 2: 88.55 on average, 2.5 points of spread between
+    seeds: README "Results on real data").
     """
     if config not in EAN_CONFIGS:
         raise ValueError(f"unknown EAN config {config!r}; known: {', '.join(EAN_CONFIGS)}")
