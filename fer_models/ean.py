@@ -195,10 +195,10 @@ def ean(num_classes: int = 7, in_chans: int = 3, attention: bool = True, config:
     from the largest-norm filters of MTCNN ONet's pretrained conv1 (``fer_models.onet_probe``; needs
     facenet-pytorch), a face model's first layer for small data. Same architecture and parameters.
     ``freeze_head=True`` keeps the head convolution's weights fixed (its batch norm still trains).
-    On the CK+48 dev subset (subject-independent 10-fold, onet_probe as teacher): ONet head kept
-    fixed 89.01 ± 6.61, ONet head trained 86.66 ± 6.87, default initialisation 84.70 ± 7.89
-    (seed 0; the fixed head over seeds 0, 1, 2: 88.55 on average, 2.5 points of spread between
-    seeds: README "Results on real data").
+    On the CK+48 dev subset (subject-independent 10-fold, onet_probe as teacher), one seed each:
+    ONet head kept fixed 89.01 ± 6.61, ONet head trained 86.66 ± 6.87, default initialisation
+    84.70 ± 7.89. The fixed head over seeds 0, 1, 2: 88.55 on average, with 2.5 points of spread
+    between seeds, as much as these differences (README "Results on real data").
     """
     if config not in EAN_CONFIGS:
         raise ValueError(f"unknown EAN config {config!r}; known: {', '.join(EAN_CONFIGS)}")
