@@ -118,6 +118,17 @@ def test_kfold_run_tests_on_its_fold_and_selects_on_the_next(kfold_data):
         load_split_data(root, fold=4)
 
 
+def test_data_fingerprint_follows_the_rows_not_the_shards_path(kfold_data, tmp_path):
+    import shutil
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(kfold_data / "jaffe", moved)
+    here, there = load_split_data(kfold_data / "jaffe", fold=1), load_split_data(moved, fold=1)
+    assert here.train.ids != there.train.ids  # ids name the place, for messages
+    assert here.fingerprint == there.fingerprint  # run keys and finished folds survive a move
+    assert load_split_data(moved, fold=2).fingerprint != there.fingerprint
+
+
 def test_ratio_dataset_rejects_a_fold(ratio_data):
     with pytest.raises(ValueError, match="not k-fold"):
         load_split_data(ratio_data / "ckplus", fold=0)

@@ -59,12 +59,13 @@ def class_mapping(*parts: Rows) -> list[int]:
 
 
 def data_fingerprint(*parts: Rows) -> str:
-    """SHA-256 over every row's id, label and image bytes: changes whenever the data does."""
+    """SHA-256 over every row's label and image bytes, part by part in row order: changes whenever
+    the data does, and not when the same shards are read from another place (row ids name the
+    shards' path, for messages only; run keys must not depend on where the project lives)."""
     h = hashlib.sha256()
     for rows in parts:
         h.update(b"\x00part")
-        for img, label, rid in zip(rows.images, rows.labels, rows.ids):
-            h.update(rid.encode())
+        for img, label in zip(rows.images, rows.labels):
             h.update(str(label).encode())
             h.update(hashlib.sha256(img).digest())
     return h.hexdigest()[:16]
