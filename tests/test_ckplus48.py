@@ -115,6 +115,37 @@ def test_bench_smoke_two_folds_one_epoch(synthetic_ck48, tmp_path, capsys):
     assert (work / "eval" / "confusion-ean_distilled.png").is_file()
 
 
+def test_bench_seeds_repeat_the_run_and_reuse_the_teacher_nobody_named(synthetic_ck48, tmp_path, capsys):
+    from pipeline.training.checkpoint import read_checkpoint
+
+    work = tmp_path / "bench"
+    assert _bench().main(["--raw", str(synthetic_ck48), "--folds", "2", "--epochs", "1", "--models", "ean",
+                          "--threads", "1", "--workers", "1", "--seeds", "3,4", "--work", str(work)]) == 0
+    out = capsys.readouterr().out
+    means = {}
+    for seed in (3, 4):
+        run = work / f"seed{seed}"
+        metrics = json.loads((run / "eval" / "metrics.json").read_text())
+        means[seed] = {m: 100 * s["mean"] for m, s in metrics["models"].items()}
+        assert read_checkpoint(run / "models" / "ean-fold0" / "checkpoint.pt")["recipe"]["seed"] == seed
+        probe = read_checkpoint(run / "models" / "onet_probe-fold0" / "checkpoint.pt")["recipe"]
+        assert probe.get("seed", 0) == 0  # the teacher keeps its recipe's seed
+    for fold in (0, 1):  # trained once, by the first seed: the second found it finished (same run, same seconds)
+        first, second = (work / f"seed{s}" / "models" / f"onet_probe-fold{fold}" / "scores.json" for s in (3, 4))
+        assert json.loads(first.read_text()) == json.loads(second.read_text())
+    summary = out[out.index("Over seeds 3, 4"):].splitlines()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in summary if line.startswith("| ") and not line.startswith("| model")}
+    assert list(rows) == ["onet_probe", "ean", "ean_distilled"]
+    for name in ("onet_probe", "ean"):
+        assert rows[name][:3] == [f"{means[3][name]:.2f}", f"{means[4][name]:.2f}",
+                                  f"{(means[3][name] + means[4][name]) / 2:.2f}"]
+    gain = (means[3]["ean_distilled"] - means[3]["ean"] + means[4]["ean_distilled"] - means[4]["ean"]) / 2
+    assert rows["ean_distilled"][2].endswith(f"({gain:+.2f})")
+    with pytest.raises(SystemExit):
+        _bench().main(["--raw", str(synthetic_ck48), "--seeds", "1,1", "--work", str(work)])
+
+
 def test_folds_in_worker_processes_give_the_inline_results(synthetic_ck48, tmp_path):
     from pipeline.crossval import cross_validate
 
