@@ -67,12 +67,11 @@ def bench_params(base: Path, folds: int, models: list[str], distill: bool,
     return params
 
 
-def with_seed(params: dict, models: list[str], seed: int | None) -> dict:
-    """A copy of ``params`` with ``train.<model>.seed = seed`` for each of ``models`` (None: unchanged)."""
+def with_seed(params: dict, models: list[str], seed: int) -> dict:
+    """A copy of ``params`` with ``train.<model>.seed = seed`` for each of ``models``."""
     params = copy.deepcopy(params)
-    if seed is not None:
-        for name in models:
-            params["train"].setdefault(name, {})["seed"] = int(seed)
+    for name in models:
+        params["train"].setdefault(name, {})["seed"] = int(seed)
     return params
 
 
@@ -109,12 +108,12 @@ def seeds_table(results: dict[int, dict], distilled: str, student: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in first:
         means = [100 * results[s]["models"][name]["mean"] for s in seeds]
-        cells = [f"{m:.2f}" for m in means] + [f"{statistics.fmean(means):.2f}", f"{statistics.stdev(means):.2f}"]
-        if name == distilled and student in first:
-            gains = [m - 100 * results[s]["models"][student]["mean"] for m, s in zip(means, seeds)]
-            cells = [f"{m:.2f} ({g:+.2f})" for m, g in zip(means, gains)] + [
-                f"{statistics.fmean(means):.2f} ({statistics.fmean(gains):+.2f})", cells[-1]]
-        lines.append("| " + " | ".join([name] + cells) + " |")
+        gains = ([m - 100 * results[s]["models"][student]["mean"] for m, s in zip(means, seeds)]
+                 if name == distilled and student in first else None)
+        values = means + [statistics.fmean(means)]
+        cells = ([f"{v:.2f}" for v in values] if gains is None else
+                 [f"{v:.2f} ({g:+.2f})" for v, g in zip(values, gains + [statistics.fmean(gains)])])
+        lines.append("| " + " | ".join([name] + cells + [f"{statistics.stdev(means):.2f}"]) + " |")
     return "\n".join(lines)
 
 
