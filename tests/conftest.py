@@ -13,6 +13,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REALDATA = PROJECT_ROOT.parent / "shared" / "realdata"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_logs_to_the_session_streams():
+    """Set up Prefect's logging before any test runs. Its console handler keeps the stream it was
+    created with, and a test that first runs a flow under ``capsys`` would leave every later flow
+    logging to that test's closed capture ("I/O operation on closed file")."""
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
