@@ -139,3 +139,23 @@ def test_mixup_mixes_inputs_and_weights_both_targets():
     with pytest.raises(ValueError, match="mixup alpha"):
         mix_batch(x, y, 0.0)
 
+
+
+def test_round_settings_set_the_students_weight_average(trained, monkeypatch, tmp_path):
+    base, data, _ = trained
+    from pipeline.training.data import load_split_data
+
+    decays = []
+    real_fit = distill_rounds.fit
+
+    def spy(*args, **kwargs):
+        decays.append(kwargs["ema_decay"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(distill_rounds, "fit", spy)
+    settings = {"alpha": 0.5, "temperature": 5, "max_rounds": 1, "patience": 1, "epochs": 1,
+                "optimizer": {"name": "sgd", "lr": 0.05}, "ema": 0.5}
+    teacher_path = base / "models" / "ean-rafdb" / "checkpoint.pt"
+    distill_rounds.distill(teacher_path, load_split_data(data / "rafdb"), settings, tmp_path / "out", dataset="rafdb")
+    student = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
+    assert decays == [0.5] and student["distill"]["ema"] == 0.5

@@ -99,6 +99,47 @@ def test_interrupted_training_resumes_to_the_same_weights(ratio_data, tmp_path):
     assert fresh.resumed_from == 0
 
 
+def test_fit_with_ema_keeps_the_moving_average_of_the_weights_after_each_step(tmp_path):
+    from pipeline.training.loop import fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    batches = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1])) for _ in range(2)]
+    seen = []
+
+    def loss_fn(m, x, y):
+        seen.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+        logits = m(x)
+        return torch.nn.functional.cross_entropy(logits, y), logits
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    result = fit(model, loss_fn, optimizer, None, batches, None, epochs=1, device=torch.device("cpu"),
+                 run_dir=tmp_path, run_key="k", generator=torch.Generator(), ema_decay=0.75)
+    after_first, after_second = seen[1], model.state_dict()  # the weights after each optimizer step
+    for k, v in result.best_state.items():  # the average starts at the first step's weights
+        assert torch.allclose(v, 0.75 * after_first[k] + 0.25 * after_second[k])
+        assert not torch.allclose(v, after_second[k])
+    with pytest.raises(ValueError, match="ema decay"):
+        fit(model, loss_fn, optimizer, None, batches, None, epochs=1, device=torch.device("cpu"),
+            run_dir=tmp_path / "bad", run_key="k", generator=torch.Generator(), ema_decay=1.5)
+
+
+def test_ema_recipe_changes_the_kept_weights_not_the_training_and_resumes(ratio_data, tmp_path):
+    data = load_split_data(ratio_data / "ckplus")
+    recipe = {**RECIPE, "epochs": 3}
+    plain, _ = train_model(data, "ean", recipe, tmp_path / "plain", dataset="ckplus")
+    averaged, _ = train_model(data, "ean", {**recipe, "ema": 0.9}, tmp_path / "ema", dataset="ckplus")
+    train_path = [(r["train_loss"], r["train_acc"]) for r in plain.history]
+    assert [(r["train_loss"], r["train_acc"]) for r in averaged.history] == train_path
+    assert [r["val_loss"] for r in averaged.history] != [r["val_loss"] for r in plain.history]
+    assert not all(torch.equal(plain.best_state[k], averaged.best_state[k]) for k in plain.best_state)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(data, "ean", {**recipe, "ema": 0.9}, tmp_path / "cut", dataset="ckplus", stop_after_epoch=1)
+    resumed, _ = train_model(data, "ean", {**recipe, "ema": 0.9}, tmp_path / "cut", dataset="ckplus")
+    assert resumed.resumed_from == 1 and resumed.history == averaged.history
+    assert all(torch.equal(averaged.best_state[k], resumed.best_state[k]) for k in averaged.best_state)
+
+
 def test_kfold_run_tests_on_its_fold_and_selects_on_the_next(kfold_data):
     import pyarrow.parquet as pq
 

@@ -79,7 +79,7 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     device = resolve_device(settings.get("device", teacher_ckpt["recipe"].get("device", "auto")))
     # the student trains on the teacher's input pipeline, with the round settings on top
     recipe = copy.deepcopy(teacher_ckpt["recipe"])
-    for key in ("epochs", "batch_size", "optimizer", "scheduler", "seed"):
+    for key in ("epochs", "batch_size", "optimizer", "scheduler", "seed", "ema"):
         if key in settings:
             recipe[key] = copy.deepcopy(settings[key])
     alpha, temperature = float(settings["alpha"]), float(settings["temperature"])
@@ -137,7 +137,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
             fit_result = fit(student, loss_fn, optimizer, scheduler, train_loader, val_loader,
                              epochs=int(recipe["epochs"]), device=device, run_dir=round_dir, run_key=key,
                              generator=generator, live=round_live, desc=f"distill {dataset} round {r}",
-                             channels_last=bool(recipe.get("channels_last", False)))
+                             channels_last=bool(recipe.get("channels_last", False)),
+                             ema_decay=float(recipe.get("ema", 0)))
             round_live.end()
             student.load_state_dict(fit_result.best_state)
             val_acc, best_epoch = fit_result.best_val_acc, fit_result.best_epoch

@@ -65,7 +65,7 @@ def predict_proba(model: torch.nn.Module, loader, device: torch.device) -> tuple
 
 
 def _train_epoch(model, loader, loss_fn: LossFn, optimizer, device,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
+                 memory_format: torch.memory_format = torch.contiguous_format, ema=None) -> tuple[float, float]:
     model.train()
     total, correct, loss_sum = 0, 0, 0.0
     for x, y in loader:
@@ -76,6 +76,8 @@ def _train_epoch(model, loader, loss_fn: LossFn, optimizer, device,
             raise FloatingPointError(f"training loss became {loss.item()} (lower the learning rate?)")
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         loss_sum += loss.item() * len(y)
         correct += int((logits.argmax(1) == y).sum())
         total += len(y)
@@ -103,7 +105,7 @@ def will_resume(run_dir: str | Path, run_key: str, epochs: int) -> bool:
 def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, scheduler,
         train_loader, val_loader, *, epochs: int, device: torch.device, run_dir: str | Path,
         run_key: str, generator: torch.Generator, live=None, desc: str = "train",
-        stop_after_epoch: int | None = None, channels_last: bool = False) -> FitResult:
+        stop_after_epoch: int | None = None, channels_last: bool = False, ema_decay: float = 0.0) -> FitResult:
     """Train ``epochs`` epochs with model selection on validation accuracy; resumable.
 
     Args:
@@ -126,10 +128,14 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
     model.to(memory_format=memory_format)
     nll = torch.nn.NLLLoss()
     start, history = 0, []
+    ema = _ema(model, ema_decay)
+    evaluated = model if ema is None else ema.module
     best = {"acc": -math.inf, "loss": math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     if will_resume(run_dir, run_key, epochs):
         state = torch.load(last_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -140,8 +146,8 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
         generator.set_state(state["generator"])
     bar = _progress(range(start, epochs), desc, initial=start, total=epochs)
     for epoch in bar:
-        train_loss, train_acc = _train_epoch(model, train_loader, loss_fn, optimizer, device, memory_format)
-        val_loss, val_acc = _val_epoch(model, val_loader, device, nll)
+        train_loss, train_acc = _train_epoch(model, train_loader, loss_fn, optimizer, device, memory_format, ema)
+        val_loss, val_acc = _val_epoch(evaluated, val_loader, device, nll)
         lr = optimizer.param_groups[0]["lr"]
         step_scheduler(scheduler, train_loss)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
@@ -149,7 +155,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
         history.append(row)
         if math.isnan(val_acc) or (val_acc, -val_loss) > (best["acc"], -best["loss"]):
             best = {"acc": val_acc, "loss": val_loss, "epoch": epoch + 1,
-                    "state": copy.deepcopy(model.state_dict())}
+                    "state": copy.deepcopy(evaluated.state_dict())}
         if live is not None:
             live.step = epoch
             for name in ("train_loss", "train_acc", "val_loss", "val_acc"):
@@ -157,7 +163,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
             live.log_metric("lr", lr)
             live.next_step()
         save_torch({"run_key": run_key, "epoch": epoch + 1, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "best": best, "history": history, "rng": rng_state(),
                     "generator": generator.get_state()}, last_path)
@@ -166,6 +172,17 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
             raise KeyboardInterrupt(f"stopped after epoch {epoch + 1} (stop_after_epoch)")
     return FitResult(best_state=best["state"], best_epoch=best["epoch"], best_val_acc=float(best["acc"]),
                      history=history, resumed_from=start)
+
+
+def _ema(model: torch.nn.Module, decay: float):
+    """An exponential moving average of ``model``'s weights and buffers (None when ``decay`` is 0)."""
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _progress(iterable, desc: str, initial: int, total: int):

@@ -116,7 +116,7 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     result = fit(model, loss_fn, optimizer, scheduler, train_loader, val_loader, epochs=epochs, device=device,
                  run_dir=out_dir, run_key=run_key, generator=generator, live=live,
                  desc=f"train {model_name}-{dataset}", stop_after_epoch=stop_after_epoch,
-                 channels_last=bool(recipe.get("channels_last", False)))
+                 channels_last=bool(recipe.get("channels_last", False)), ema_decay=float(recipe.get("ema", 0)))
     model.load_state_dict(result.best_state)
     meta = {"model": arch, "run_model": model_name, "model_args": model_args, "num_classes": len(data.label_ids),
             "in_chans": channels, "recipe": recipe, "label_names": data.label_names,
