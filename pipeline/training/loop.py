@@ -118,6 +118,9 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
         stop_after_epoch: stop (as if interrupted) after this epoch; for tests of resuming.
         channels_last: train in NHWC memory layout (the recipe's ``channels_last``): the same
             results run to run, faster on CPU (bench/train_speed.py, quiet 2 cores: 1.1-1.5x).
+        ema_decay: keep an exponential moving average of the weights and buffers with this decay,
+            updated after every optimizer step (the recipe's ``ema``; 0 = off). The average, not the
+            raw weights, is validated, selected and returned; ``last.pt`` holds both for resuming.
 
     Selection: the epoch with the highest validation accuracy, ties to the lower validation
     loss, then to the earlier epoch; without validation rows, the last epoch.
