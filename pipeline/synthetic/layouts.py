@@ -161,7 +161,8 @@ def ckplus_plan(per_class: int, seed: int) -> list[dict]:
     return sorted(plan, key=lambda p: (p["subject"], p["sequence"]))
 
 
-def _subject_identity(seed: int, dataset: str, subject: str, **kw) -> Identity:
+def subject_identity(seed: int, dataset: str, subject: str, **kw) -> Identity:
+    """The identity of ``subject`` of ``dataset``: the same for every picture of that subject."""
     return sample_identity(rng_for(seed, dataset, "subject", subject), **kw)
 
 
@@ -216,7 +217,7 @@ def write_ckplus(root: Path, per_class: int, seed: int, layout: str = "native") 
         raise ValueError(f"ckplus: unknown layout {layout!r} (known: native, ckplus48)")
     written: list[str] = []
     for seq in ckplus_plan(per_class, seed):
-        ident = _subject_identity(seed, "ckplus", seq["subject"], glasses_p=0.0)
+        ident = subject_identity(seed, "ckplus", seq["subject"], glasses_p=0.0)
         stem = f"{seq['subject']}_{seq['sequence']}"
         n = seq["frames"]
         if layout == "native":
@@ -246,7 +247,7 @@ def write_jaffe(root: Path, per_class: int, seed: int) -> list[str]:
     written: list[str] = []
     running = 1
     for subj in JAFFE_SUBJECTS:
-        ident = _subject_identity(seed, "jaffe", subj, sex="F", skin_range=(1, 3), glasses_p=0.0)
+        ident = subject_identity(seed, "jaffe", subj, sex="F", skin_range=(1, 3), glasses_p=0.0)
         for name in _classes("jaffe"):
             code = UNIFIED_TO_NATIVE["jaffe"][name]
             for k in range(1, reps + 1):
@@ -330,7 +331,7 @@ def write_kdef(root: Path, per_class: int, seed: int, angles: Iterable[str] = KD
     w, h = KDEF_SIZE
     written: list[str] = []
     for sex, pid in kdef_people(per_class):
-        ident = _subject_identity(seed, "kdef", f"{sex}{pid:02d}", sex=sex, glasses_p=0.0)
+        ident = subject_identity(seed, "kdef", f"{sex}{pid:02d}", sex=sex, glasses_p=0.0)
         for session in ("A", "B"):
             folder = f"{session}{sex}{pid:02d}"
             srng = rng_for(seed, "kdef", folder)
