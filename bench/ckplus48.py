@@ -5,8 +5,8 @@
 Runs the project's own pipeline under the ``ckplus48`` profile (``profiles/ckplus48.yaml`` over
 ``params.yaml``) in a scratch directory: ``ingest`` (CK+ reader, CK+48 layout) -> ``align``
 (``precropped``) -> ``shard`` (subject-independent, label-stratified ``--folds``-fold split) ->
-``cv`` (every model trained on every fold by its recipe; with ``ean``, EAN's iterative
-distillation too), then prints one table: model, parameters, mean ± std test accuracy over folds,
+``pretrain`` (the recipes with ``init: pretrained``, on synthetic faces) -> ``cv`` (every model
+trained on every fold by its recipe; with ``ean``, EAN's iterative distillation too), then prints one table: model, parameters, mean ± std test accuracy over folds,
 per-class recall pooled over all folds, wall time. Nothing depends on the folder's subjects or
 counts; the only requirement is the CK+48 layout (``<class>/S005_001_00000011.png``).
 
@@ -57,6 +57,9 @@ def bench_params(base: Path, folds: int, models: list[str], distill: bool,
     params = profile_params(base)
     params["split"].setdefault(DATASET, {}).update({"protocol": "kfold", "k": int(folds)})
     params["cv"].setdefault(DATASET, {}).update({"models": list(models), "distill": bool(distill)})
+    teachers = [(params["train"].get(m) or {}).get("teacher") or {} for m in models]
+    wanted = set(models) | {t["model"] for t in teachers if t.get("model")}
+    params["pretrain"]["models"] = [m for m in params["pretrain"].get("models") or [] if m in wanted]
     if epochs is not None:  # smoke runs only: every recipe (teachers too) and every distillation round
         for name in models:
             params["train"].setdefault(name, {})["epochs"] = int(epochs)
@@ -64,6 +67,7 @@ def bench_params(base: Path, folds: int, models: list[str], distill: bool,
             if teacher:
                 params["train"].setdefault(teacher, {})["epochs"] = int(epochs)
         params["distill"].setdefault(DATASET, {})["epochs"] = int(epochs)
+        params["pretrain"]["defaults"].update(epochs=int(epochs), per_class=2, validation_per_class=1)
     return params
 
 
@@ -118,7 +122,8 @@ def seeds_table(results: dict[int, dict], distilled: str, student: str) -> str:
 
 
 def prepare(raw: Path, work: Path, params_file: Path) -> Path:
-    """ingest -> align -> shard of ``raw`` into ``work``; returns the shards' root (``work/processed``)."""
+    """ingest -> align -> shard of ``raw`` into ``work``, and pretrain (on synthetic faces, the
+    recipes of ``pretrain.models``) into ``work/pretrained``; returns the shards' root (``work/processed``)."""
     from pipeline.cli import main
 
     steps = [
@@ -127,6 +132,7 @@ def prepare(raw: Path, work: Path, params_file: Path) -> Path:
          "--no-progress"],
         ["shard", DATASET, "--aligned", str(work / "aligned" / DATASET), "--out", str(work / "processed" / DATASET),
          "--no-prefect", "--no-progress"],
+        ["pretrain", "--out", str(work / "pretrained")],
     ]
     for argv in steps:
         if main(argv + ["--params", str(params_file)]) != 0:
@@ -195,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                     first = results[seeds[0]]
                     reuse_folds([m for m in first["models"] if m not in models and m != DISTILLED],
                                 work / f"seed{seeds[0]}" / "models", run_dir / "models")
-            result = cross_validate(data_root / DATASET, DATASET, settings, run_dir / "models", str(run_params))
+            result = cross_validate(data_root / DATASET, DATASET, settings, run_dir / "models", str(run_params),
+                                    pretrained_dir=work / "pretrained")
             write_outputs(result, run_dir / "eval")
             results[seed] = result
             load1 = os.getloadavg()[0]

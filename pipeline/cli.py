@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "align": "detect, align and crop the faces of one dataset (MTCNN)",
     "shard": "split, balance, augment and write Parquet shards of one dataset",
     "models": "print the model zoo: parameters and FLOPs against the papers",
+    "pretrain": "pretrain recipes on synthetic faces (for init: pretrained)",
     "train": "train one model on one dataset",
     "distill": "iterative teacher-student distillation of EAN",
     "evaluate": "evaluate a trained model on its test data",

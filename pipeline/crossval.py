@@ -132,21 +132,27 @@ def _save(run_dir: Path, key: str, score: FoldScore) -> None:
 
 
 def run_fold(data, model: str, recipe: dict[str, Any], run_dir: Path, *, dataset: str,
-             ten_crop: bool, teacher_dir: Path | None = None) -> FoldScore:
+             ten_crop: bool, teacher_dir: Path | None = None, pretrained_dir: Path | None = None) -> FoldScore:
     """Train ``model`` on one fold's ``data`` (or reuse a finished run) and score its test rows;
-    a recipe with a ``teacher`` learns from the fold's trained teacher in ``teacher_dir`` too."""
+    a recipe with a ``teacher`` learns from the fold's trained teacher in ``teacher_dir`` too, and
+    one with ``init: pretrained`` starts from ``pretrained_dir/<model>/checkpoint.pt``."""
     from pipeline.training.checkpoint import read_checkpoint
+    from pipeline.training.pretraining import init_of
     from pipeline.training.recipe import fingerprint
     from pipeline.training.train_model import train_model
 
     teacher_path = teacher_dir / "checkpoint.pt" if teacher_dir is not None else None
     teacher_key = [read_checkpoint(teacher_path).get("params_hash")] if teacher_path is not None else []
-    key = fingerprint("cv", model, recipe, data.fingerprint, ten_crop, *teacher_key)
+    pretrained_path = (Path(pretrained_dir) / model / "checkpoint.pt"
+                       if init_of(recipe) == "pretrained" and pretrained_dir is not None else None)
+    init_key = [read_checkpoint(pretrained_path).get("params_hash")] if pretrained_path is not None else []
+    key = fingerprint("cv", model, recipe, data.fingerprint, ten_crop, *teacher_key, *init_key)
     cached = _cached(run_dir, key)
     if cached is not None:
         return cached
     t0 = time.perf_counter()
-    train_model(data, model, recipe, run_dir, dataset=dataset, teacher_path=teacher_path)
+    train_model(data, model, recipe, run_dir, dataset=dataset, teacher_path=teacher_path,
+                pretrained_path=pretrained_path)
     acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop)
     score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0)
     _save(run_dir, key, score)
@@ -194,7 +200,7 @@ def summarize(name: str, scores: Sequence[FoldScore], label_names: Sequence[str]
 
 def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recipes: dict[str, dict[str, Any]],
               teacher: str | None, distill_settings: dict[str, Any], validation_fold: bool, ten_crop: bool,
-              models_dir: Path, threads: int | None = None) -> dict[str, Any]:
+              models_dir: Path, threads: int | None = None, pretrained_dir: Path | None = None) -> dict[str, Any]:
     """Everything of one fold: every model trained and scored, and the distilled EAN from the
     ``teacher`` model's run (None: no distillation).
 
@@ -224,7 +230,8 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
         run_dir = models_dir / f"{m}-fold{fold}"
         recipe_teacher = teacher_of(recipes[m])
         scores[m] = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop,
-                             teacher_dir=models_dir / f"{recipe_teacher}-fold{fold}" if recipe_teacher else None)
+                             teacher_dir=models_dir / f"{recipe_teacher}-fold{fold}" if recipe_teacher else None,
+                             pretrained_dir=pretrained_dir)
         n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
         if m == teacher:
             scores[DISTILLED] = distill_fold(data, run_dir, distill_settings, models_dir / f"{DISTILLED}-fold{fold}",
@@ -292,7 +299,7 @@ def _with_teachers(models: Sequence[str], recipe_of) -> list[str]:
 
 
 def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any], models_dir: str | Path,
-                   params_file: str | None = None, log=print) -> dict[str, Any]:
+                   params_file: str | None = None, log=print, pretrained_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the protocol on ``data_root`` (the dataset's shards) for ``settings`` (``cv`` params).
 
     ``settings``: ``models`` (train recipes; a recipe's ``teacher`` is trained first in each fold,
@@ -301,11 +308,13 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     ``workers`` (folds trained at once, each in its own process with an equal share of the
     cores; 1 = one after the other in this process). A fold's result does not depend on which
     worker ran it (every run is seeded) beyond the last bits of float sums: torch's thread count
-    can change their order.
+    can change their order. A recipe with ``init: pretrained`` starts every fold from
+    ``pretrained_dir/<model>/checkpoint.pt`` (stage ``pretrain``).
     Returns ``{"dataset", "k", "folds", "settings", "classes", "models": {name: summary}}``.
     """
     from pipeline.splits import assert_subject_independent
     from pipeline.training.data import fold_count
+    from pipeline.training.pretraining import init_of
     from pipeline.training.recipe import for_dataset, load_recipe
 
     t0 = time.perf_counter()
@@ -328,13 +337,19 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     models = _with_teachers(models, lambda m: recipes.setdefault(
         m, for_dataset(load_recipe("train", m, params_file), dataset)))
 
+    missing = [m for m in models if init_of(recipes[m]) == "pretrained"
+               and (pretrained_dir is None or not (Path(pretrained_dir) / m / "checkpoint.pt").is_file())]
+    if missing:  # before any fold trains
+        raise FileNotFoundError(f"train.{missing[0]}.init: pretrained, but no checkpoint {missing[0]}/checkpoint.pt "
+                                f"in {pretrained_dir} (list it in pretrain.models and run `fer-pipeline pretrain`)")
     rows = shard_rows(data_root)
     assert_subject_independent(rows, dataset)
     for f in folds:
         assert_fold_independent(rows, f, validation_fold, dataset)
     jobs = [{"data_root": data_root, "dataset": dataset, "fold": f, "models": models, "recipes": recipes,
              "teacher": teacher if do_distill else None, "distill_settings": distill_settings,
-             "validation_fold": validation_fold, "ten_crop": ten_crop, "models_dir": models_dir} for f in folds]
+             "validation_fold": validation_fold, "ten_crop": ten_crop, "models_dir": models_dir,
+             "pretrained_dir": pretrained_dir} for f in folds]
     done = _run_jobs(jobs, k, int(settings.get("workers", 1)), log)
     order = [x for m in models for x in ([m, DISTILLED] if do_distill and m == teacher else [m])]
     label_names = done[-1]["label_names"]

@@ -2,7 +2,8 @@
 
 ``fer-pipeline cv ckplus`` reads ``cv.defaults`` merged with ``cv.<dataset>`` (models, distill,
 validation fold, ten-crop, folds), the recipes ``train.<model>`` and ``distill.<dataset>``, and the
-k-fold shards ``data/processed/<dataset>/``; trains (and distils) one model per fold under
+k-fold shards ``data/processed/<dataset>/`` (and ``models/pretrained/`` for a recipe with ``init:
+pretrained``); trains (and distils) one model per fold under
 ``models/cv/<dataset>/<model>-fold<K>/`` and writes ``eval/cv/<dataset>/``: ``metrics.json`` (per
 fold and pooled), ``results.md`` (mean ± std table) and ``confusion-<model>.png`` (pooled). The
 work is in :mod:`pipeline.crossval`.
@@ -19,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/processed", help="root of the processed shards")
     parser.add_argument("--models", default="models/cv", help="root of the per-fold model directories")
     parser.add_argument("--out", default="eval/cv", help="root of the cross-validation results")
+    parser.add_argument("--pretrained", default="models/pretrained",
+                        help="stage pretrain's output: <model>/checkpoint.pt for recipes with init: pretrained")
     parser.add_argument("--only", default=None,
                         help="comma-separated models to run instead of cv.<dataset>.models (distilled EAN: ean_distilled)")
     parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_for(args.dataset, args.only, args.params)
     result = cross_validate(Path(args.data) / args.dataset, args.dataset, settings,
-                            Path(args.models) / args.dataset, args.params)
+                            Path(args.models) / args.dataset, args.params, pretrained_dir=Path(args.pretrained))
     out = Path(args.out) / args.dataset
     write_outputs(result, out)
     print(results_table(result))

@@ -167,7 +167,24 @@ def compose(base_text: str, name: str, profiles_dir: Path) -> str:
                            f"{', '.join(taught)}; the train stage does not support teachers yet (the "
                            "teacher's checkpoint would be an undeclared dependency): train them in the cv "
                            "stage (cv.<dataset>.models) and drop them from train.matrix and evaluate.matrix")
+    unpretrained = unpretrained_recipes(_plain(params))
+    if unpretrained:
+        raise ProfileError(f"{overlay_file}: recipes with init: pretrained that pretrain.models does not list: "
+                           f"{', '.join(unpretrained)} (stage pretrain would not make their starting weights)")
     return _dump(params)
+
+
+def unpretrained_recipes(params: dict[str, Any]) -> list[str]:
+    """The recipes the profile runs (``train.matrix``, ``cv.<dataset>.models`` of ``cv.datasets``)
+    with ``init: pretrained`` but missing from ``pretrain.models``."""
+    from pipeline.params import section
+    from pipeline.training.pretraining import init_of
+
+    used = {pair["model"] for pair in ((params.get("train") or {}).get("matrix") or {}).values()}
+    for ds in (params.get("cv") or {}).get("datasets") or []:
+        used |= set(section("cv", ds, params).get("models") or [])
+    listed = set((params.get("pretrain") or {}).get("models") or [])
+    return sorted(m for m in used if init_of(section("train", m, params)) == "pretrained" and m not in listed)
 
 
 def taught_train_pairs(params: dict[str, Any]) -> list[str]:

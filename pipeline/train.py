@@ -2,8 +2,9 @@
 
 ``fer-pipeline train --model ean --dataset fer2013 [--fold K]`` reads ``train.defaults`` merged
 with ``train.<model>`` (and its ``datasets.<dataset>`` overrides) and ``data/processed/<dataset>/``; writes ``models/<model>-<dataset>/``
-(``-fold<K>`` appended when ``--fold`` is given): ``checkpoint.pt`` and ``dvclive/``. The work is
-in :mod:`pipeline.training.train_model`.
+(``-fold<K>`` appended when ``--fold`` is given): ``checkpoint.pt`` and ``dvclive/``. A recipe
+with ``init: pretrained`` starts from ``models/pretrained/<model>/checkpoint.pt`` (stage
+``pretrain``). The work is in :mod:`pipeline.training.train_model`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="k-fold datasets: the test fold (default 0; fold+1 validates)")
     parser.add_argument("--data", default="data/processed", help="root of the processed shards")
     parser.add_argument("--out", default="models", help="root of the model directories")
+    parser.add_argument("--pretrained", default="models/pretrained",
+                        help="stage pretrain's output: <model>/checkpoint.pt for a recipe with init: pretrained")
     parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
 
 
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_split_data(Path(args.data) / args.dataset, args.fold,
                            derived_rows=bool(recipe.get("derived_rows", True)))
     out = Path(args.out) / run_name(args.model, args.dataset, args.fold)
-    result, meta = train_model(data, args.model, recipe, out, dataset=args.dataset)
+    result, meta = train_model(data, args.model, recipe, out, dataset=args.dataset,
+                               pretrained_path=Path(args.pretrained) / args.model / "checkpoint.pt")
     print(f"{out.name}: {len(data.train)} train / {len(data.validation)} validation rows, classes "
           f"{', '.join(meta['label_names'])}; best epoch {result.best_epoch} of {recipe['epochs']}, "
           f"validation accuracy {result.best_val_acc:.4f} -> {out / 'checkpoint.pt'}")

@@ -93,6 +93,19 @@ def test_a_taught_recipe_in_train_matrix_is_refused(project):
     assert (project / "params.yaml").read_bytes() == before
 
 
+def test_a_recipe_starting_from_weights_nobody_pretrains_is_refused(project):
+    (project / "profiles" / "unpretrained.yaml").write_text("train:\n  resatt:\n    init: pretrained\n")
+    before = (project / "params.yaml").read_bytes()
+    with pytest.raises(ProfileError, match=r"unpretrained\.yaml: recipes with init: pretrained that pretrain\.models "
+                                           r"does not list: resatt "):
+        switch("unpretrained", project / "params.yaml")
+    assert (project / "params.yaml").read_bytes() == before
+    (project / "profiles" / "pretrained.yaml").write_text(
+        "pretrain:\n  models: [resatt]\ntrain:\n  resatt:\n    init: pretrained\n")
+    switch("pretrained", project / "params.yaml")
+    assert params.load(project / "params.yaml")["pretrain"]["models"] == ["resatt"]
+
+
 @pytest.mark.parametrize("name", PROFILES)
 def test_no_profile_trains_a_taught_recipe_in_the_train_stage(project, name):
     switch(name, project / "params.yaml")

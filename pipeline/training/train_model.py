@@ -17,6 +17,7 @@ from pipeline.training.data import ImageDataset, SplitData, make_loader
 from pipeline.training.losses import build_criterion, distillation_loss, mix_batch, mixup_alpha, mixup_loss
 from pipeline.training.loop import FitResult, fit, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
+from pipeline.training.pretraining import init_of, load_pretrained
 from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
 from pipeline.training.transforms import eval_transform, train_transform
 
@@ -54,7 +55,8 @@ def _teacher(recipe: dict[str, Any], teacher_path: str | Path | None, data: Spli
 
 def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_dir: str | Path, *,
                 dataset: str, stop_after_epoch: int | None = None,
-                teacher_path: str | Path | None = None) -> tuple[FitResult, dict[str, Any]]:
+                teacher_path: str | Path | None = None,
+                pretrained_path: str | Path | None = None) -> tuple[FitResult, dict[str, Any]]:
     """Train ``model_name`` by ``recipe`` on ``data``; write checkpoint and DVCLive logs to ``out_dir``.
 
     ``model_name`` names the recipe; the network is ``recipe["arch"]`` when given (an ablation
@@ -66,6 +68,9 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     :func:`distillation_loss` (T² x KL at ``temperature``) + (1 - ``alpha``) x the recipe's own
     loss, on the same augmented and mixed batch the student sees; the teacher must read the same
     ``input``. Knowledge from another architecture, e.g. the pretrained ``onet_probe`` (issue 8).
+
+    A recipe with ``init: pretrained`` starts from the weights at ``pretrained_path``, learned by
+    stage ``pretrain`` for this recipe on synthetic faces (:mod:`pipeline.training.pretraining`).
 
     Returns the fit result and the checkpoint metadata written.
     """
@@ -79,7 +84,10 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     channels = int(recipe["input"]["channels"])
     model_args = dict(recipe.get("model_args") or {})
     arch = recipe.get("arch") or model_name
-    model = build_model(arch, len(data.label_ids), channels, model_args).to(device)
+    model = build_model(arch, len(data.label_ids), channels, model_args)
+    init_key = (load_pretrained(model, pretrained_path, arch=arch, model_args=model_args, in_chans=channels,
+                                label_ids=data.label_ids) if init_of(recipe) == "pretrained" else None)
+    model = model.to(device)
     criterion = build_criterion(recipe, model)
     if isinstance(criterion, torch.nn.Module):
         criterion = criterion.to(device)
@@ -109,7 +117,7 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     scheduler = build_scheduler(recipe.get("scheduler"), optimizer, epochs)
     train_loader, val_loader = make_loaders(data, recipe, generator)
     run_key = fingerprint(model_name, dataset, data.fold, recipe, data.fingerprint,
-                          *([teacher_key] if teacher is not None else []))
+                          *([teacher_key] if teacher is not None else []), *([init_key] if init_key is not None else []))
     from pipeline.training.live_log import open_live  # here: dvclive takes a second to import
 
     live = open_live(out_dir, resume=will_resume(out_dir, run_key, epochs))
@@ -123,7 +131,8 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
             "label_ids": data.label_ids, "params_hash": run_key, "dataset": dataset, "fold": data.fold,
             "best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
             "n_train": len(data.train), "n_validation": len(data.validation),
-            **({"teacher": str(teacher_path)} if teacher is not None else {})}
+            **({"teacher": str(teacher_path)} if teacher is not None else {}),
+            **({"pretrained": str(pretrained_path)} if init_key is not None else {})}
     save_checkpoint(out_dir / "checkpoint.pt", model, **meta)
     live.summary.update({"best": {"val_acc": result.best_val_acc, "epoch": result.best_epoch},
                          "epochs": epochs, "n_train": len(data.train), "n_validation": len(data.validation)})
