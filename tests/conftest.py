@@ -36,6 +36,18 @@ def realdata() -> Path:
     return REALDATA
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread while a module runs (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    the suite shares 2 cores, and small models run no faster on two."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect server and database for the test session; yields its API URL.

@@ -18,14 +18,7 @@ from pipeline.faces.settings import AlignSettings
 DATASETS = ("fer2013", "ckplus", "jaffe", "rafdb", "kdef")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
