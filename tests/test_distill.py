@@ -66,9 +66,9 @@ def trained(tmp_path_factory):
     return base, data, params
 
 
-def test_round_one_student_starts_from_the_teacher_weights(trained, monkeypatch, tmp_path):
-    base, data, params = trained
-    teacher = torch.load(base / "models" / "ean-rafdb" / "checkpoint.pt", weights_only=False)["state_dict"]
+@pytest.fixture
+def fit_starts(monkeypatch):
+    """The weights each distillation round's ``fit`` starts from, in call order."""
     seen = []
     real_fit = distill_rounds.fit
 
@@ -77,16 +77,22 @@ def test_round_one_student_starts_from_the_teacher_weights(trained, monkeypatch,
         return real_fit(model, *args, **kwargs)
 
     monkeypatch.setattr(distill_rounds, "fit", spy)
+    return seen
+
+
+def test_round_one_student_starts_from_the_teacher_weights(trained, fit_starts, tmp_path):
+    base, data, params = trained
+    teacher = torch.load(base / "models" / "ean-rafdb" / "checkpoint.pt", weights_only=False)["state_dict"]
     models = tmp_path / "models"
     (models / "ean-rafdb").mkdir(parents=True)
     (models / "ean-rafdb" / "checkpoint.pt").write_bytes((base / "models" / "ean-rafdb" / "checkpoint.pt").read_bytes())
     assert main(["distill", "--dataset", "rafdb", "--data", str(data), "--models", str(models),
                  "--params", str(params)]) == 0
-    assert seen and all(torch.equal(seen[0][k], teacher[k]) for k in teacher)
+    assert fit_starts and all(torch.equal(fit_starts[0][k], teacher[k]) for k in teacher)
     # every round is recorded, the stop rule decided the count, the best student is kept
     rec = json.loads((models / "ean_distilled-rafdb" / "rounds.json").read_text())
     accs = [r["val_acc"] for r in rec["rounds"]]
-    assert rec["rounds"][0]["round"] == 0 and len(seen) == len(accs) - 1
+    assert rec["rounds"][0]["round"] == 0 and len(fit_starts) == len(accs) - 1
     assert should_stop(accs, 1, 2) and not any(should_stop(accs[:i], 1, 2) for i in range(1, len(accs)))
     assert accs[rec["best_round"]] == max(accs)
     out = torch.load(models / "ean_distilled-rafdb" / "checkpoint.pt", weights_only=False)
@@ -94,30 +100,22 @@ def test_round_one_student_starts_from_the_teacher_weights(trained, monkeypatch,
     round_plot = (models / "ean_distilled-rafdb" / "dvclive" / "plots" / "metrics" / "round" / "val_acc.tsv")
     assert len(round_plot.read_text().splitlines()) == 1 + len(accs)
     # round 2's student started from round 1's selected weights (the student became the teacher)
-    if len(seen) > 1:
+    if len(fit_starts) > 1:
         r1 = torch.load(models / "ean_distilled-rafdb" / "rounds" / "round-1" / "checkpoint.pt", weights_only=False)
-        assert all(torch.equal(seen[1][k], r1["state_dict"][k]) for k in r1["state_dict"])
+        assert all(torch.equal(fit_starts[1][k], r1["state_dict"][k]) for k in r1["state_dict"])
 
 
-def test_without_weight_transfer_the_student_starts_fresh(trained, monkeypatch, tmp_path):
+def test_without_weight_transfer_the_student_starts_fresh(trained, fit_starts, tmp_path):
     base, data, _ = trained
     from pipeline.training.data import load_split_data
 
     teacher_path = base / "models" / "ean-rafdb" / "checkpoint.pt"
     teacher = torch.load(teacher_path, weights_only=False)["state_dict"]
-    seen = []
-    real_fit = distill_rounds.fit
-
-    def spy(model, *args, **kwargs):
-        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return real_fit(model, *args, **kwargs)
-
-    monkeypatch.setattr(distill_rounds, "fit", spy)
     settings = {"alpha": 0.5, "temperature": 5, "max_rounds": 1, "patience": 1, "weight_transfer": False,
                 "epochs": 1, "optimizer": {"name": "sgd", "lr": 0.05}}
     distill_rounds.distill(teacher_path, load_split_data(data / "rafdb"), settings, tmp_path / "out", dataset="rafdb")
     conv = [k for k in teacher if k.endswith("weight") and teacher[k].ndim == 4][0]
-    assert len(seen) == 1 and not torch.equal(seen[0][conv], teacher[conv])
+    assert len(fit_starts) == 1 and not torch.equal(fit_starts[0][conv], teacher[conv])
 
 
 def test_mixup_mixes_inputs_and_weights_both_targets():
