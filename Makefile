@@ -19,7 +19,7 @@ install: $(STAMP)
 # without their data (a teammate's clone) are pulled from the DVC remote; a dataset still without
 # a folder gets the synthetic sample; real data placed in data/raw/<dataset>/ is used as it is.
 DVC      := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc
-DATASETS  = $(BIN)/python -c "from pipeline.params import load; print(*load()['datasets'])"
+DATASETS  = $(BIN)/python -c "from pipeline.core.params import load; print(*load()['datasets'])"
 sample: install
 	@pull=""; for f in data/raw/*.dvc; do \
 		if [ -e "$$f" ] && [ ! -d "$${f%.dvc}" ]; then pull="$$pull $$f"; fi; done; \
@@ -36,7 +36,7 @@ raw: sample
 
 # one Prefect API server for all stages (instead of a temporary one per stage process)
 repro: raw
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pipeline.prefect_api dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pipeline.runner.prefect_api dvc repro
 	$(BIN)/fer-pipeline report --print
 
 test: install

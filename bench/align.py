@@ -1,7 +1,7 @@
 """Throughput of the align stage's face detection against the naive MTCNN baseline.
 
 Baseline: facenet-pytorch's default ``MTCNN()`` called once per image at full resolution.
-Stage path: :func:`pipeline.faces.detector.detect_faces` with the dataset's ``align.<dataset>``
+Stage path: :func:`pipeline.align.detector.detect_faces` with the dataset's ``align.<dataset>``
 detection settings from params.yaml (batches of equal-size images, a working-size downscale,
 a pyramid — ``min_face_size``/``factor`` — fitted to the dataset).
 
@@ -37,7 +37,7 @@ DATASETS = ("jaffe", "kdef")
 
 def load_images(raw: Path, dataset: str, kdef_angles: list[str]) -> list[np.ndarray]:
     """Decoded RGB images of one dataset's native layout under ``raw`` (sorted by path)."""
-    from pipeline.faces.image_io import decode_rgb
+    from pipeline.align.image_io import decode_rgb
 
     if dataset == "jaffe":
         files = sorted((raw / "jaffe").rglob("*.tiff"))
@@ -72,7 +72,7 @@ def naive_boxes(mtcnn, images: list[np.ndarray]) -> list:
 
 
 def stage_boxes(images: list[np.ndarray], settings) -> list:
-    from pipeline.faces.detector import detect_faces
+    from pipeline.align.detector import detect_faces
 
     return [list(f[0].box) if f else None for f in detect_faces(images, settings)]
 
@@ -81,8 +81,8 @@ def bench(dataset: str, images: list[np.ndarray], block: int) -> dict:
     """Time both paths block by block, interleaved (alternating which goes first)."""
     from facenet_pytorch import MTCNN
 
-    from pipeline import params
-    from pipeline.faces.settings import AlignSettings
+    from pipeline.core import params
+    from pipeline.align.settings import AlignSettings
 
     settings = AlignSettings.from_dict(params.section("align", dataset), where=f"align.{dataset}").detection
     naive = MTCNN(device="cpu")

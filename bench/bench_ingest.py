@@ -69,8 +69,8 @@ def main() -> None:
         import torch  # noqa: F401
         import tqdm  # noqa: F401
 
-        import pipeline.manifest  # noqa: F401
-        import pipeline.readers  # noqa: F401
+        import pipeline.ingest.manifest  # noqa: F401
+        import pipeline.ingest.readers  # noqa: F401
 
         rss0 = peak_rss_mb()
         t0 = time.perf_counter()

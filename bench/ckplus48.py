@@ -46,9 +46,10 @@ def profile_params(base: Path) -> dict:
     """``base`` (the demo params) with the ckplus48 profile applied."""
     import yaml
 
-    from pipeline.profile import compose
+    from pipeline.profiles import compose
+    from pipeline.training.recipe import check_profile
 
-    return yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles"))
+    return yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles", check_profile))
 
 
 def bench_params(base: Path, folds: int, models: list[str], distill: bool,
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import yaml
 
-    from pipeline.crossval import DISTILLED, cross_validate, results_table, write_outputs
+    from pipeline.evaluation.crossval import cross_validate, results_table, write_outputs
+    from pipeline.training.runs import DISTILLED
 
     if not args.raw.is_dir():
         parser.error(f"--raw {args.raw}: not a directory")

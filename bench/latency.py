@@ -34,7 +34,7 @@ def main() -> int:
     import torch
 
     import fer_models
-    from pipeline.latency import latency_vs_reference
+    from pipeline.evaluation.latency import latency_vs_reference
 
     torch.set_num_threads(1)
     if args.checkpoint:

@@ -1,4 +1,4 @@
-"""Throughput of :class:`pipeline.data.ShardDataset` against torchvision ``ImageFolder``.
+"""Throughput of :class:`pipeline.shards.dataset.ShardDataset` against torchvision ``ImageFolder``.
 
 The same images are written twice: as shards by the shard stage's writer (via a generated
 ``crops.parquet``) and as one PNG file per image in class folders. Both are read through a
@@ -37,8 +37,8 @@ def write_inputs(base: Path, n: int, size: int, channels: int, real: bool) -> tu
     import pyarrow.parquet as pq
     from crops_fixture import draw_face, png
 
-    from pipeline.labels import LABEL_INDEX, LABEL_NAMES
-    from pipeline.shard_build import Settings, build
+    from pipeline.core.labels import LABEL_INDEX, LABEL_NAMES
+    from pipeline.shard.build import Settings, build
 
     images: list[tuple[int, bytes]] = []
     if real:
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torchvision import datasets, transforms
 
-    from pipeline.data import ShardDataset
+    from pipeline.shards.dataset import ShardDataset
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="fer-loader-") as tmp:

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch.nn.functional as F
 
     from fer_models import create_model
-    from pipeline.labels import LABEL_NAMES
+    from pipeline.core.labels import LABEL_NAMES
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

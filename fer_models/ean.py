@@ -25,7 +25,7 @@ seven rows exactly, parameters and FLOPs:
 
 Paper's numbers: 43,840 parameters (43,822 without ECA), 5.054 MFLOPs at 44x44 (convention: conv
 multiply-adds + 2 x BN output elements, ECA's 1-D convolutions not counted; conv MACs alone
-4,567,536; ``pipeline.complexity`` convention ``"paper"``), 1.985 ms/frame ONNX CPU, memory
+4,567,536; ``pipeline.evaluation.complexity`` convention ``"paper"``), 1.985 ms/frame ONNX CPU, memory
 3.902 MB; FER2013 69.74% -> 70.63% distilled, RAF-DB 82.56% -> 85.30% distilled (alpha 0.5, T 5).
 Table 1 rows are the named configs ``model_a`` ... ``model_f`` (pass ``config="model_c"``). This
 reading gives, with ECA (paper's Table 1 in brackets; parameters rounded to 1e-3 M there):

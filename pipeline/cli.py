@@ -1,7 +1,8 @@
-"""The ``fer-pipeline`` command: one subcommand per stage module of the same name.
+"""The ``fer-pipeline`` command: one subcommand per module of the same name.
 
-Each stage module ``pipeline/<name>.py`` defines ``add_arguments(parser)`` and ``run(args) -> int``
-and keeps heavy imports (torch, facenet) inside its functions so that ``--help`` stays fast.
+A DVC stage's subcommand is ``pipeline/stages/<name>.py``, any other ``pipeline/commands/<name>.py``.
+Each defines ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy imports (torch,
+facenet) inside its functions so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -10,19 +11,23 @@ import argparse
 import importlib
 import sys
 
-# subcommand -> one-line help; the module pipeline.<subcommand> implements it
-COMMANDS: dict[str, str] = {
-    "sample": "write the synthetic sample of every dataset in its native layout",
+# DVC stage -> one-line help; the module pipeline.stages.<stage> implements it
+STAGES: dict[str, str] = {
     "ingest": "read one dataset's native layout into a manifest (+ quarantine)",
     "align": "detect, align and crop the faces of one dataset (MTCNN)",
     "shard": "split, balance, augment and write Parquet shards of one dataset",
-    "models": "print the model zoo: parameters and FLOPs against the papers",
     "pretrain": "pretrain recipes on synthetic faces (for init: pretrained)",
     "train": "train one model on one dataset",
     "distill": "iterative teacher-student distillation of EAN",
     "evaluate": "evaluate a trained model on its test data",
     "cv": "subject-independent k-fold cross-validation of models (mean ± std over folds)",
     "report": "write reports/results.md and metrics.json",
+}
+
+# other subcommand -> one-line help; the module pipeline.commands.<subcommand> implements it
+COMMANDS: dict[str, str] = {
+    "sample": "write the synthetic sample of every dataset in its native layout",
+    "models": "print the model zoo: parameters and FLOPs against the papers",
     "predict": "detect, align and classify faces in photographs",
     "profile": "switch params.yaml to a named profile (demo, paper, ckplus48)",
     "serve": "serve the scheduled Prefect deployment (pull, repro, push)",
@@ -32,13 +37,9 @@ COMMANDS: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer-pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, help_text in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"pipeline.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pipeline.{name}":
-                raise
-            continue  # a stage not built yet
+    entries = [("stages", n, h) for n, h in STAGES.items()] + [("commands", n, h) for n, h in COMMANDS.items()]
+    for folder, name, help_text in entries:
+        module = importlib.import_module(f"pipeline.{folder}.{name}")
         p = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_module=module)

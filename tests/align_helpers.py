@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.manifest import MANIFEST_SCHEMA
+from pipeline.ingest.manifest import MANIFEST_SCHEMA
 
 
 def png(img: np.ndarray) -> bytes:
@@ -29,7 +29,7 @@ def png(img: np.ndarray) -> bytes:
 def write_manifest(directory: Path, items: list[tuple[str, np.ndarray | bytes, str]], dataset: str = "test",
                    row_group_size: int = 4) -> Path:
     """``directory/manifest.parquet`` of ``(native id, image or raw bytes, label_name)`` items."""
-    from pipeline.labels import LABEL_INDEX
+    from pipeline.core.labels import LABEL_INDEX
 
     rows = []
     for native, img, label_name in items:

@@ -58,7 +58,7 @@ def prefect_harness():
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    from pipeline import orchestration  # noqa: F401  (Prefect env defaults before the server starts)
+    from pipeline.runner import flows  # noqa: F401  (Prefect env defaults before the server starts)
 
     with prefect_test_harness(server_startup_timeout=180):
         yield PREFECT_API_URL.value()

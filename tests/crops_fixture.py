@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.labels import LABEL_NAMES
+from pipeline.core.labels import LABEL_NAMES
 
 
 def draw_face(label: int, index: int, size: int = 48, channels: int = 1) -> np.ndarray:

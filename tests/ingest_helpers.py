@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline import params
+from pipeline.core import params
 from pipeline.ingest import ingest_dataset
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

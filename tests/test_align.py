@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from align_helpers import png, write_manifest
-from pipeline.faces import chunks as chunks_mod
-from pipeline.faces.detector import detect_faces
-from pipeline.faces.policy import align_faces, align_images
-from pipeline.faces.settings import AlignSettings
-from pipeline.faces.warp import similarity_matrix, template_points
+from pipeline.align import chunks as chunks_mod
+from pipeline.align.detector import detect_faces
+from pipeline.align.policy import align_faces, align_images
+from pipeline.align.settings import AlignSettings
+from pipeline.align.warp import similarity_matrix, template_points
 
 SIZE, MARGIN = 160, 0.25
 
@@ -179,7 +179,7 @@ def test_settings_errors_name_the_key():
 
 
 def test_params_sections_are_valid(project_root):
-    from pipeline import params
+    from pipeline.core import params
 
     p = params.load(project_root / "params.yaml")
     for key in [*p["datasets"], "photos"]:
@@ -189,7 +189,7 @@ def test_params_sections_are_valid(project_root):
 # --- the stage: outputs, accounting, resumability, determinism ------------------------------------
 
 def sequential(name, fn, chunks, runner=None):
-    """Stand-in for orchestration.run_chunks where the test is about resumability, not Prefect."""
+    """Stand-in for flows.run_chunks where the test is about resumability, not Prefect."""
     return [fn(c) for c in chunks]
 
 
@@ -222,7 +222,7 @@ def read_bytes(out: Path) -> dict[str, bytes]:
 
 
 def test_stage_outputs_follow_the_contract(stage_run):
-    from pipeline.manifest import MANIFEST_SCHEMA
+    from pipeline.ingest.manifest import MANIFEST_SCHEMA
 
     root, _, items = stage_run
     out = root / "aligned" / "jaffe"
@@ -258,7 +258,7 @@ def test_stage_outputs_follow_the_contract(stage_run):
 
 
 def test_rerun_does_no_work_and_resumes_from_parts(stage_run, tmp_path, monkeypatch):
-    from pipeline import orchestration
+    from pipeline.runner import flows
     from pipeline.cli import main
 
     root, argv, _ = stage_run
@@ -266,7 +266,7 @@ def test_rerun_does_no_work_and_resumes_from_parts(stage_run, tmp_path, monkeypa
     before = read_bytes(out)
     mtimes = {f: (out / f).stat().st_mtime_ns for f in before}
     calls = []
-    monkeypatch.setattr(orchestration, "run_chunks", lambda *a, **k: calls.append(a[2]) or sequential(*a, **k))
+    monkeypatch.setattr(flows, "run_chunks", lambda *a, **k: calls.append(a[2]) or sequential(*a, **k))
 
     assert main(argv) == 0  # unchanged inputs and params: nothing recomputed, nothing rewritten
     assert calls == [] and {f: (out / f).stat().st_mtime_ns for f in before} == mtimes
@@ -286,11 +286,11 @@ def test_rerun_does_no_work_and_resumes_from_parts(stage_run, tmp_path, monkeypa
 def test_changed_params_recompute_and_prune_old_parts(stage_run, tmp_path, monkeypatch):
     import yaml
 
-    from pipeline import orchestration
+    from pipeline.runner import flows
     from pipeline.cli import main
 
     root, argv, _ = stage_run
-    monkeypatch.setattr(orchestration, "run_chunks", sequential)
+    monkeypatch.setattr(flows, "run_chunks", sequential)
     params_file = tmp_path / "params.yaml"
     p = yaml.safe_load(Path(argv[argv.index("--params") + 1]).read_text())
     p["align"]["jaffe"]["size"] = 40
@@ -306,7 +306,7 @@ def test_changed_params_recompute_and_prune_old_parts(stage_run, tmp_path, monke
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):
-    from pipeline.faces.dataset import manifest_file
+    from pipeline.align.dataset import manifest_file
 
     with pytest.raises(FileNotFoundError, match="manifest.parquet: manifest not found"):
         manifest_file(tmp_path)

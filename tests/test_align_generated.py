@@ -11,9 +11,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import params
-from pipeline.faces.chunks import align_rows
-from pipeline.faces.settings import AlignSettings
+from pipeline.core import params
+from pipeline.align.chunks import align_rows
+from pipeline.align.settings import AlignSettings
 
 DATASETS = ("fer2013", "ckplus", "jaffe", "rafdb", "kdef")
 

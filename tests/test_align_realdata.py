@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import params
-from pipeline.faces.image_io import decode_rgb
-from pipeline.faces.policy import align_faces
-from pipeline.faces.settings import AlignSettings
+from pipeline.core import params
+from pipeline.align.image_io import decode_rgb
+from pipeline.align.policy import align_faces
+from pipeline.align.settings import AlignSettings
 
 pytestmark = pytest.mark.realdata
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.balance import BalanceError, multiplicity
+from pipeline.shard.balance import BalanceError, multiplicity
 
 
 def frame(counts: dict[int, int], split: str = "train", fold: int = -1) -> pd.DataFrame:

@@ -16,8 +16,8 @@ import pytest
 import torch
 import yaml
 
-from pipeline.crossval import assert_fold_independent, fold_roles, shard_rows
-from pipeline.splits import SplitError
+from pipeline.evaluation.crossval import assert_fold_independent, fold_roles, shard_rows
+from pipeline.shard.splits import SplitError
 from pipeline.synthetic import write_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -147,7 +147,7 @@ def test_bench_seeds_repeat_the_run_and_reuse_the_teacher_nobody_named(synthetic
 
 
 def test_folds_in_worker_processes_give_the_inline_results(synthetic_ck48, tmp_path):
-    from pipeline.crossval import cross_validate
+    from pipeline.evaluation.crossval import cross_validate
 
     bench = _bench()
     root = _shards(synthetic_ck48, tmp_path / "work", folds=2)

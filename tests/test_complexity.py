@@ -1,4 +1,4 @@
-"""pipeline.complexity: parameter and FLOP counts, both conventions, against hand counts and EAN's paper."""
+"""pipeline.evaluation.complexity: parameter and FLOP counts, both conventions, against hand counts and EAN's paper."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pipeline.complexity import count_flops, count_params, flop_analysis
+from pipeline.evaluation.complexity import count_flops, count_params, flop_analysis
 from zoo_checks import build
 
 

@@ -12,9 +12,9 @@ import torch
 from crops_fixture import make_crops
 from torch.utils.data import DataLoader
 
-from pipeline.data import ShardDataset, contiguous_labels, labels_present
-from pipeline.shard_build import Settings, build
-from pipeline.shards import shard_files
+from pipeline.shards.dataset import ShardDataset, contiguous_labels, labels_present
+from pipeline.shard.build import Settings, build
+from pipeline.shards.format import shard_files
 
 AUG = {"preset": "f", "factor": 2, "presets": {"f": [{"transform": "HorizontalFlip", "p": 1.0}]}}
 
@@ -89,13 +89,27 @@ def test_grey_colour_and_resize(ratio):
 
 
 def test_online_transform_and_normalisation(ratio):
-    import albumentations as A
+    from torchvision.transforms import v2
 
     plain = ShardDataset(ratio, "test", channels=3, size=40)
-    flipped = ShardDataset(ratio, "test", channels=3, size=40, transform=A.HorizontalFlip(p=1.0))
-    assert torch.equal(flipped[0][0], torch.flip(plain[0][0], dims=[2]))
+    seen = []
+    flip = v2.Compose([v2.RandomHorizontalFlip(p=1.0), v2.ToDtype(torch.float32, scale=True)])
+    flipped = ShardDataset(ratio, "test", channels=3, size=40, transform=lambda x: seen.append(x) or flip(x))
+    assert torch.allclose(flipped[0][0], torch.flip(plain[0][0], dims=[2]))
+    assert seen[0].dtype == torch.uint8 and seen[0].shape == (3, 40, 40)  # the transform gets the stored pixels
     norm = ShardDataset(ratio, "test", channels=3, size=40, mean=[0.5] * 3, std=[0.25] * 3)
     assert torch.allclose(norm[0][0], (plain[0][0] - 0.5) / 0.25)
+
+
+def test_view_and_subset_share_the_rows(ratio):
+    ds = ShardDataset(ratio, "train", channels=3, size=None)
+    grey = ds.view(channels=1, transform=lambda x: x)
+    assert grey[3][0].shape[0] == 1 and grey[3][0].dtype == torch.uint8 and grey[3][1] == ds[3][1]
+    assert ds[3][0].shape[0] == 3  # the original is unchanged
+    part = ds.subset([5, 2])
+    assert len(part) == 2 and torch.equal(part[0][0], ds[5][0]) and part.targets == [ds.targets[5], ds.targets[2]]
+    assert part.png(1) == ds.png(2) and part.unified_label(0) == ds.unified_label(5)
+    assert len(ds.subset([])) == 0 and ds.subset([]).classes == ds.classes
 
 
 def test_row_group_reads_equal_the_in_memory_cache(kfold):

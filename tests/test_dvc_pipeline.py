@@ -262,8 +262,8 @@ def test_a_killed_stage_leaves_no_output_a_rerun_trusts(built, tmp_path):
 
 # --- dvc.yaml declares the code each stage runs -------------------------------------------------
 
-# shared modules that decide where work runs, never what it computes (see dvc.yaml's header)
-RUNNER_ONLY = {"pipeline/orchestration.py"}
+# decides where work runs, never what it computes (see dvc.yaml's header): in no stage's deps
+RUNNER = "pipeline/runner/"
 
 
 def local_imports(module_file: Path) -> set[Path]:
@@ -302,15 +302,24 @@ def closure(start: Path) -> set[Path]:
     return seen
 
 
+def package_of(path: str) -> str:
+    """``pipeline/<package>`` (or ``fer_models``) of a code file."""
+    parts = path.split("/")
+    return "fer_models" if parts[0] == "fer_models" else "/".join(parts[:2])
+
+
 @pytest.mark.parametrize("stage", [s for s in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]])
-def test_stage_deps_cover_the_code_it_runs(stage):
+def test_stage_deps_are_its_entry_and_exactly_the_packages_it_runs(stage):
+    """deps by package: the entry ``pipeline/stages/<stage>.py`` and every package its imports reach
+    (the core included, the runner never); a missing one would let stale outputs pass as up to date,
+    an extra one re-runs the stage for code it does not run."""
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
     spec = spec.get("do", spec)
-    deps = [d for d in spec.get("deps", []) if "${" not in d or d.startswith(("pipeline", "fer_models"))]
-    module = ROOT / "pipeline" / f"{stage}.py"
-    code = {p.relative_to(ROOT).as_posix() for p in closure(module)}
-    code -= RUNNER_ONLY | {"pipeline/__init__.py"}
-    covered = {c for c in code if any(c == d or c.startswith(d.rstrip("/") + "/") for d in deps)}
-    assert code - covered == set(), f"{stage}: code not in deps"
-    undeclared_dirs = [d for d in deps if d.startswith(("pipeline", "fer_models")) and not (ROOT / d).exists()]
-    assert not undeclared_dirs, f"{stage}: deps that do not exist"
+    deps = [d for d in spec.get("deps", []) if d.startswith(("pipeline", "fer_models"))]
+    entry = f"pipeline/stages/{stage}.py"
+    code = {p.relative_to(ROOT).as_posix() for p in closure(ROOT / entry)}
+    code = {c for c in code if not c.startswith(RUNNER)} - {"pipeline/__init__.py", "pipeline/stages/__init__.py"}
+    expected = {entry} | {package_of(c) for c in code if c != entry}
+    assert len(deps) == len(set(deps)), f"{stage}: a dep listed twice"
+    assert set(deps) - expected == set(), f"{stage}: deps it does not run"
+    assert expected - set(deps) == set(), f"{stage}: code it runs that is not in deps"

@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from train_helpers import tiny_shards, write_params
 
 from pipeline.cli import main
-from pipeline.metrics import classification_metrics
+from pipeline.evaluation.metrics import classification_metrics
 
 
 def test_metrics_equal_scikit_learn_on_fixed_predictions():
@@ -49,7 +49,7 @@ def evaluated(tmp_path_factory):
 
 def test_evaluate_writes_metrics_confusion_and_onnx(evaluated):
     from pipeline.training.checkpoint import load_model
-    from pipeline.training.data import ImageDataset, load_split_data, make_loader
+    from pipeline.training.data import load_split_data, make_loader, with_transform
     from pipeline.training.loop import predict_proba
     from pipeline.training.transforms import eval_transform
 
@@ -59,7 +59,7 @@ def test_evaluate_writes_metrics_confusion_and_onnx(evaluated):
     # the scores are those of the checkpoint's own predictions on the test part
     model, ckpt = load_model(base / "models" / "ean-rafdb" / "checkpoint.pt")
     test = load_split_data(data / "rafdb").test
-    ds = ImageDataset(test, ckpt["label_ids"], 1, eval_transform(ckpt["recipe"]))
+    ds = with_transform(test, 1, eval_transform(ckpt["recipe"]))
     probs, labels = predict_proba(model, make_loader(ds, 7, shuffle=False), torch.device("cpu"))
     assert m["n"] == len(test) == len(labels)
     assert m["accuracy"] == pytest.approx(accuracy_score(labels, probs.argmax(1)))
@@ -75,7 +75,7 @@ def test_evaluate_writes_metrics_confusion_and_onnx(evaluated):
 
 
 def test_onnx_and_pytorch_agree(evaluated):
-    from pipeline.onnx_export import onnx_session, run_onnx
+    from pipeline.evaluation.onnx_export import onnx_session, run_onnx
     from pipeline.training.checkpoint import load_model
 
     base, _ = evaluated

@@ -13,7 +13,7 @@ import pytest
 from ingest_helpers import PARAMS, check_accounting, decoded, ingest, write_image
 from pipeline import cli
 from pipeline.ingest import ingest_dataset
-from pipeline.readers import LayoutError, get_reader
+from pipeline.ingest.readers import LayoutError, get_reader
 
 FILES = ("manifest.parquet", "quarantine.parquet", "summary.json")
 
@@ -87,7 +87,7 @@ def test_output_replaced_atomically(ck48, tmp_path):
 
     cfg = {"chunk_size": 4}
     with pytest.raises(RuntimeError, match="killed mid-run"):
-        ingest_dataset("ckplus", ck48, out, cfg, map_chunks=broken, progress=False)
+        ingest_dataset("ckplus", ck48, out, cfg, run_window=broken, progress=False)
     assert {n: (out / n).read_bytes() for n in FILES} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]  # no temporary left behind
 
@@ -142,17 +142,17 @@ def test_root_without_images_is_an_error(tmp_path):
 
 def test_windows_follow_the_byte_budget(ck48, tmp_path):
     """The first window is one chunk; later ones hold as many chunks as fit the PNG byte budget."""
-    from pipeline.ingest import map_sequential
+    from pipeline.runner.flows import in_process
 
     def sizes_with(budget: int) -> list[int]:
         seen: list[int] = []
 
         def spy(fn, chunks):
             seen.append(len(chunks))
-            return map_sequential(fn, chunks)
+            return in_process(fn, chunks)
 
         cfg = {"chunk_size": 2, "window_chunks": 3, "window_bytes": budget}
-        ingest_dataset("ckplus", ck48, tmp_path / f"out{budget}", cfg, map_chunks=spy, progress=False)
+        ingest_dataset("ckplus", ck48, tmp_path / f"out{budget}", cfg, run_window=spy, progress=False)
         return seen
 
     assert sizes_with(1) == [1, 1, 1, 1, 1, 1]          # 11 items in chunks of 2, never more than a chunk
@@ -164,7 +164,7 @@ def test_windows_follow_the_byte_budget(ck48, tmp_path):
 
 
 def test_writer_never_publishes_without_finish(tmp_path):
-    from pipeline.manifest import ManifestWriter
+    from pipeline.ingest.manifest import ManifestWriter
 
     with pytest.raises(RuntimeError, match="closed without finish"):
         with ManifestWriter(tmp_path / "out", "jaffe"):
@@ -176,7 +176,7 @@ def test_exif_orientation_applied_and_grey_stays_one_channel(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from pipeline.readers.decode import decode_file
+    from pipeline.ingest.readers.decode import decode_file
 
     arr = np.zeros((20, 40, 3), np.uint8)
     arr[:, :20] = 255

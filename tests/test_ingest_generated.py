@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ingest_helpers import check_accounting, decoded, ingest
-from pipeline.labels import to_unified
+from pipeline.core.labels import to_unified
 from pipeline.synthetic import MARKER, write_dataset, write_sample
 from pipeline.synthetic import layouts
 

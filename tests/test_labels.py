@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.labels import LABEL_NAMES, UnknownLabelError, to_native, to_unified
+from pipeline.core.labels import LABEL_NAMES, UNIFIED_TO_NATIVE, UnknownLabelError, to_unified
 
 
 def name(scheme, code):
@@ -46,4 +46,4 @@ def test_unknown_codes_raise(scheme, bad):
 def test_round_trip():
     for scheme in ["fer2013", "ckplus", "rafdb", "jaffe", "kdef"]:
         for code in ["AN", "HA"] if scheme in ("jaffe", "kdef") else ["1", "3"]:
-            assert to_native(scheme, to_unified(scheme, code)) == code
+            assert UNIFIED_TO_NATIVE[scheme][LABEL_NAMES[to_unified(scheme, code)]] == code

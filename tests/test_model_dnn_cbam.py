@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import fer_models
 from fer_models.heads import AMSoftmaxHead, AMSoftmaxLoss, loss_for
 from fer_models.layers import CbamModule
-from pipeline.complexity import count_params
+from pipeline.evaluation.complexity import count_params
 from zoo_checks import build, check_deterministic_init, check_forward_backward, check_onnx
 
 INPUT = (1, 48, 48)

@@ -9,7 +9,7 @@ import torch
 
 import fer_models
 from fer_models.ean import EAN_CONFIGS, InvertedResidual
-from pipeline.complexity import count_flops, count_params
+from pipeline.evaluation.complexity import count_flops, count_params
 from zoo_checks import build, check_deterministic_init, check_forward_backward, check_onnx
 
 INPUT = (3, 44, 44)

@@ -8,7 +8,7 @@ import pytest
 
 import fer_models
 from pipeline.cli import main
-from pipeline.zoo_summary import format_table, zoo_rows
+from pipeline.reporting.zoo import format_table, zoo_rows
 
 
 def test_table_lists_every_ean_variant_with_the_papers_figures(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""pipeline.onnx_export: deterministic opset-17 export with a dynamic batch, ONNX Runtime sessions."""
+"""pipeline.evaluation.onnx_export: deterministic opset-17 export with a dynamic batch, ONNX Runtime sessions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from pipeline.onnx_export import export_onnx, onnx_session, run_onnx
+from pipeline.evaluation.onnx_export import export_onnx, onnx_session, run_onnx
 from zoo_checks import build
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.params import load
-from pipeline.prediction import Predictor
+from pipeline.core.params import load
+from pipeline.inference.predictor import Predictor
 from pipeline.training.checkpoint import build_model, save_checkpoint
 from train_helpers import RECIPE
 

@@ -1,4 +1,4 @@
-"""`python -m pipeline.prefect_api CMD`: one Prefect API for every process of a command (make repro)."""
+"""`python -m pipeline.runner.prefect_api CMD`: one Prefect API for every process of a command (make repro)."""
 
 import subprocess
 import sys
@@ -13,7 +13,7 @@ def _run(env_url: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     if env_url:
         env["PREFECT_API_URL"] = env_url
-    return subprocess.run([sys.executable, "-m", "pipeline.prefect_api", sys.executable, "-c",
+    return subprocess.run([sys.executable, "-m", "pipeline.runner.prefect_api", sys.executable, "-c",
                            PROBE if env_url is None else "import os; print(os.environ['PREFECT_API_URL'])"],
                           env=env, capture_output=True, text=True, timeout=300)
 
@@ -29,7 +29,7 @@ def test_the_commands_exit_code_is_returned():
     import os
 
     env = dict(os.environ, PREFECT_API_URL="http://prefect.example:4200/api")  # no server needed
-    failing = subprocess.run([sys.executable, "-m", "pipeline.prefect_api", sys.executable, "-c", "raise SystemExit(3)"],
+    failing = subprocess.run([sys.executable, "-m", "pipeline.runner.prefect_api", sys.executable, "-c", "raise SystemExit(3)"],
                              env=env, capture_output=True, text=True, timeout=300)
     assert failing.returncode == 3
 
@@ -41,5 +41,5 @@ def test_a_configured_api_is_passed_through_untouched():
 
 
 def test_no_command_is_a_usage_error():
-    out = subprocess.run([sys.executable, "-m", "pipeline.prefect_api"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pipeline.runner.prefect_api"], capture_output=True, text=True)
     assert out.returncode == 2 and "usage" in out.stderr

@@ -131,7 +131,7 @@ def test_train_and_cv_stages_find_the_pretrained_weights(ratio_data, pretrained,
     ckpt = read_checkpoint(tmp_path / "models" / "ean-ckplus" / "checkpoint.pt")
     assert ckpt["pretrained"] == str(pretrained[0] / "ean" / "checkpoint.pt")
     # cv refuses before any fold trains when the pretrained checkpoint is missing
-    from pipeline.crossval import cross_validate
+    from pipeline.evaluation.crossval import cross_validate
 
     kfold = tiny_shards(tmp_path / "kfold", "jaffe", "kfold")
     with pytest.raises(FileNotFoundError, match="train.ean.init: pretrained, but no checkpoint"):

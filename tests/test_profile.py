@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from pipeline import params
-from pipeline.profile import ProfileError, available, switch
-from pipeline.training.recipe import teacher_of
+from pipeline.core import params
+from pipeline.profiles import ProfileError, available
+from pipeline.profiles import switch as _switch
+from pipeline.training.recipe import check_profile, teacher_of
+
+# as `fer-pipeline profile` switches: refusing profiles whose recipes could not run
+switch = partial(_switch, validate=check_profile)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("demo", "paper", "ckplus48")

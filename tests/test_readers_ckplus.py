@@ -11,7 +11,7 @@ import pytest
 from ingest_helpers import (
     check_accounting, decoded, ingest, reasons, write_empty, write_image, write_truncated,
 )
-from pipeline.readers import LayoutError, get_reader
+from pipeline.ingest.readers import LayoutError, get_reader
 
 
 def frame(root: Path, subject: str, seq: str, n: int, seed: int, **kw) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ingest_helpers import check_accounting, decoded, ingest, pixels, reasons
-from pipeline.labels import to_unified
-from pipeline.readers import LayoutError
+from pipeline.core.labels import to_unified
+from pipeline.ingest.readers import LayoutError
 
 SPLITS = ["Training"] * 14 + ["PublicTest"] * 5 + ["PrivateTest"] * 5
 
@@ -174,7 +174,7 @@ def test_unreadable_csv_names_file_and_line(tmp_path):
     ("1 2 3 256", "bad_pixels"), ("1 -2 3 4", "bad_pixels"), ("1,2,3,4", "bad_pixels"),
 ])
 def test_pixel_string_errors(text, reason):
-    from pipeline.readers.decode import DecodeError, decode_pixel_string
+    from pipeline.ingest.readers.decode import DecodeError, decode_pixel_string
 
     with pytest.raises(DecodeError) as info:
         decode_pixel_string(text, (2, 2), "fer2013.csv#row=7")
@@ -183,6 +183,6 @@ def test_pixel_string_errors(text, reason):
 
 @pytest.mark.parametrize("text", ["0 1 254 255", " 0 1 254 255", "0  1\t254 255 \n"])
 def test_pixel_string_whitespace_like_str_split(text):
-    from pipeline.readers.decode import decode_pixel_string
+    from pipeline.ingest.readers.decode import decode_pixel_string
 
     assert decode_pixel_string(text, (2, 2), "x").tolist() == [[0, 1], [254, 255]]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ingest_helpers import check_accounting, decoded, ingest, reasons, write_empty, write_image
-from pipeline.readers import LayoutError
+from pipeline.ingest.readers import LayoutError
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # from the deliberately garbled TIFF

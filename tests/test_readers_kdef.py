@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest_helpers import check_accounting, ingest, reasons, write_image
-from pipeline.readers import LayoutError
+from pipeline.ingest.readers import LayoutError
 
 
 def kdef(root: Path) -> None:

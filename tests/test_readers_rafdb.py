@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ingest_helpers import check_accounting, decoded, ingest, reasons, write_image, write_truncated
-from pipeline.readers import LayoutError
+from pipeline.ingest.readers import LayoutError
 
 
 def raf(root: Path) -> dict[str, np.ndarray]:

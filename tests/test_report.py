@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from pipeline.cli import main
-from pipeline.metrics import classification_metrics
+from pipeline.evaluation.metrics import classification_metrics
 
 
 def _eval(root, name, model, dataset, acc_hits, extra=None):

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import GENERATED_RAW_PER_CLASS as PC
-from pipeline.labels import LABEL_NAMES, NATIVE_TO_UNIFIED, to_unified
+from pipeline.core.labels import LABEL_NAMES, NATIVE_TO_UNIFIED, to_unified
 from pipeline.synthetic import MARKER, write_dataset, write_sample
 from pipeline.synthetic.expressions import expression_knobs
 from pipeline.synthetic.layouts import JAFFE_SUBJECTS, KDEF_ANGLES, ckplus_plan, ckplus_sequence, rng_for

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import orchestration  # noqa: F401  (Prefect env defaults)
+from pipeline.runner import flows  # noqa: F401  (Prefect env defaults)
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -89,7 +89,7 @@ def test_served_deployment_has_cron_and_a_run_reproduces_and_pushes(tmp_path, pr
         assert [s.schedule.cron for s in deployment.schedules] == [CRON]
         assert deployment.schedules[0].active
         assert deployment.parameters["repo"] == str(repo)
-        assert deployment.entrypoint == "pipeline.rebuild.rebuild"
+        assert deployment.entrypoint == "pipeline.runner.rebuild.rebuild"
 
         # run the scheduled flow once, now, through the served process
         flow_run = run_deployment("fer-pipeline-rebuild/nightly", timeout=240)
@@ -113,7 +113,7 @@ def test_served_deployment_has_cron_and_a_run_reproduces_and_pushes(tmp_path, pr
 
 
 def test_without_remote_pull_and_push_are_skipped_and_second_run_reproduces_nothing(tmp_path):
-    from pipeline.rebuild import SKIPPED, rebuild
+    from pipeline.runner.rebuild import SKIPPED, rebuild
 
     repo = make_repo(tmp_path, remote=None)
     first = rebuild(repo=str(repo))
@@ -122,7 +122,7 @@ def test_without_remote_pull_and_push_are_skipped_and_second_run_reproduces_noth
 
 
 def test_failing_push_is_retried_then_fails_the_run(tmp_path):
-    from pipeline.rebuild import rebuild
+    from pipeline.runner.rebuild import rebuild
 
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the remote directory should be\n")

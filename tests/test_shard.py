@@ -14,9 +14,9 @@ import pytest
 import yaml
 from crops_fixture import make_crops
 
-from pipeline import augment
-from pipeline.shard_build import Settings, ShardInputError, _decode, _encode, build
-from pipeline.shards import SHARD_RE, shard_files
+from pipeline.shard import augment
+from pipeline.shard.build import Settings, ShardInputError, _decode, _encode, build
+from pipeline.shards.format import SHARD_RE, shard_files
 
 PRESET = [{"transform": "Rotate", "limit": 15, "p": 0.8},
           {"transform": "RandomBrightnessContrast", "p": 0.5},

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 from crops_fixture import make_crops
 
-from pipeline.labels import LABEL_NAMES
-from pipeline.shard_build import Settings, build
-from pipeline.shards import shard_files
+from pipeline.core.labels import LABEL_NAMES
+from pipeline.shard.build import Settings, build
+from pipeline.shards.format import shard_files
 
 
 @pytest.fixture(scope="module")

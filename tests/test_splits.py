@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.splits import SplitError, assert_subject_independent, assign_splits
+from pipeline.shard.splits import SplitError, assert_subject_independent, assign_splits
 
 
 def frame(subjects: int, per: int = 3, labels=(0, 1, 2, 3), subject_none: bool = False) -> pd.DataFrame:

@@ -138,7 +138,7 @@ def test_ema_recipe_changes_the_kept_weights_not_the_training_and_resumes(ratio_
 def test_kfold_run_tests_on_its_fold_and_selects_on_the_next(kfold_data):
     import pyarrow.parquet as pq
 
-    from pipeline.shards import shard_files
+    from pipeline.shards.format import shard_files
 
     root = kfold_data / "jaffe"
     table = pq.read_table(shard_files(root), columns=["fold", "image"]).to_pydict()
@@ -147,9 +147,12 @@ def test_kfold_run_tests_on_its_fold_and_selects_on_the_next(kfold_data):
         by_fold.setdefault(f, set()).add(img["bytes"])
     data = load_split_data(root, fold=2)
     assert data.fold == 2
-    assert set(data.test.images) == by_fold[2]
-    assert set(data.validation.images) == by_fold[3]
-    assert set(data.train.images) == by_fold[0] | by_fold[1]
+    def pngs(ds):
+        return {ds.png(i) for i in range(len(ds))}
+
+    assert pngs(data.test) == by_fold[2]
+    assert pngs(data.validation) == by_fold[3]
+    assert pngs(data.train) == by_fold[0] | by_fold[1]
     with pytest.raises(ValueError, match="out of range"):
         load_split_data(root, fold=4)
 
@@ -160,7 +163,7 @@ def test_data_fingerprint_follows_the_rows_not_the_shards_path(kfold_data, tmp_p
     moved = tmp_path / "elsewhere"
     shutil.copytree(kfold_data / "jaffe", moved)
     here, there = load_split_data(kfold_data / "jaffe", fold=1), load_split_data(moved, fold=1)
-    assert here.train.ids != there.train.ids  # ids name the place, for messages
+    assert here.train.files != there.train.files  # read from another place
     assert here.fingerprint == there.fingerprint  # run keys and finished folds survive a move
     assert load_split_data(moved, fold=2).fingerprint != there.fingerprint
 
@@ -221,14 +224,12 @@ def test_recipe_teacher_alone_drives_the_student_at_alpha_one(ratio_data, tmp_pa
     labels change nothing; at alpha 0.5 they do. The run key and checkpoint name the teacher."""
     import dataclasses
 
-    from pipeline.training.data import Rows
-
     data = load_split_data(ratio_data / "ckplus")
     train_model(data, "ean", dict(RECIPE), tmp_path / "teacher", dataset="ckplus")
     teacher_ckpt = tmp_path / "teacher" / "checkpoint.pt"
-    ids = data.label_ids  # every training label replaced by the next class's
-    wrong = [ids[(ids.index(y) + 1) % len(ids)] for y in data.train.labels]
-    relabelled = dataclasses.replace(data, train=Rows(data.train.images, wrong, data.train.ids))
+    wrong = data.train.subset(range(len(data.train)))  # every training label replaced by the next class's
+    wrong.targets = [(t + 1) % len(data.label_ids) for t in data.train.targets]
+    relabelled = dataclasses.replace(data, train=wrong)
 
     def student(d, alpha, name):
         recipe = {**RECIPE, "teacher": {"model": "ean", "alpha": alpha, "temperature": 2}}
@@ -257,7 +258,7 @@ def test_recipe_teacher_must_exist_and_read_the_same_input(ratio_data, tmp_path)
 
 
 def test_cv_trains_each_folds_recipe_teacher_first_even_when_not_listed(tmp_path):
-    from pipeline.crossval import cross_validate
+    from pipeline.evaluation.crossval import cross_validate
 
     root = tiny_shards(tmp_path / "data", "ckplus", "kfold") / "ckplus"
     probe = {"arch": "onet_probe", "model_args": {"img_size": 20}, "epochs": 1}

@@ -1,6 +1,6 @@
 """Tiny shards and a tiny params file for the training, distillation, evaluation and report tests.
 
-Shards come from the real shard builder (``pipeline.shard_build``) over drawn faces whose mouth
+Shards come from the real shard builder (``pipeline.shard.build``) over drawn faces whose mouth
 curve depends on the label (``crops_fixture``), so a small EAN learns them in a few epochs.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from crops_fixture import make_crops
 
-from pipeline.shard_build import Settings, build
+from pipeline.shard.build import Settings, build
 
 RECIPE: dict[str, Any] = {
     "seed": 0, "device": "cpu", "deterministic": True, "num_workers": 0, "epochs": 2, "batch_size": 8,

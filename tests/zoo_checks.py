@@ -31,7 +31,7 @@ def check_forward_backward(model: torch.nn.Module, input_size: tuple[int, ...], 
 
 def check_onnx(model: torch.nn.Module, input_size: tuple[int, ...], tmp_path: Path, batch: int = 3) -> None:
     """ONNX (opset 17) export runs in onnxruntime with a dynamic batch and matches PyTorch within 1e-4."""
-    from pipeline.onnx_export import export_onnx, onnx_session, run_onnx
+    from pipeline.evaluation.onnx_export import export_onnx, onnx_session, run_onnx
 
     model.eval()
     path = export_onnx(model, (1, *input_size), tmp_path / "model.onnx")

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pipeline.atomic import atomic_path, write_text
+from pipeline.core.atomic import atomic_path, write_text
 from pipeline.synthetic.layouts import WRITERS
 
 #: File beside the dataset folders that records what ``write_sample`` generated.
@@ -61,7 +61,7 @@ def write_sample(out: str | os.PathLike, datasets: Iterable[str] | None = None,
     Returns:
         Number of files written per dataset.
     """
-    from pipeline.params import section
+    from pipeline.core.params import section
 
     out = Path(out)
     names = list(datasets or WRITERS)

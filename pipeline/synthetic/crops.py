@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.labels import LABEL_NAMES
+from pipeline.core.labels import LABEL_NAMES
 from pipeline.synthetic.layouts import ckplus_sequence, rng_for, subject_identity
 
 #: CK+48's framing, as fractions of the rendered crop: brows near the top, chin at the bottom.

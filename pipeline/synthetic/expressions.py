@@ -5,7 +5,7 @@ brow raise (AU1+2), inner-brow raise (AU1), brow lowering (AU4), upper-lid raise
 lid tightening (AU7), cheek raise (AU6), lip-corner pull (AU12, both sides or one side for
 contempt, AU14), lip-corner depression (AU15), upper-lip raise and nose wrinkle (AU9/AU10), lip
 stretch (AU20), lip press (AU24), jaw drop (AU26/27), lip rounding and teeth showing. Each class
-of :data:`pipeline.labels.LABEL_NAMES` is a recipe of peak knob values; :func:`expression_knobs`
+of :data:`pipeline.core.labels.LABEL_NAMES` is a recipe of peak knob values; :func:`expression_knobs`
 scales a recipe by an intensity (0 = the identity's neutral face, 1 = peak) and by the identity's
 own expressiveness, so that the same class looks a little different on every subject.
 """
@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from pipeline.labels import LABEL_NAMES
+from pipeline.core.labels import LABEL_NAMES
 
 #: Every knob the renderer understands (values roughly in 0..1).
 KNOBS: tuple[str, ...] = (
@@ -61,7 +61,7 @@ def expression_knobs(label_name: str, intensity: float = 1.0,
     """Knob values of class ``label_name`` at ``intensity`` (0 neutral .. 1 peak).
 
     Args:
-        label_name: a unified class name (:data:`pipeline.labels.LABEL_NAMES`).
+        label_name: a unified class name (:data:`pipeline.core.labels.LABEL_NAMES`).
         intensity: fraction of the peak expression; CK+ sequences ramp it from 0 to 1.
         style: per-identity multipliers of the knobs (missing knobs count as 1), so that
             subjects express the same emotion with somewhat different strength.

@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from pipeline.labels import LABEL_NAMES, UNIFIED_TO_NATIVE
+from pipeline.core.labels import LABEL_NAMES, UNIFIED_TO_NATIVE
 from pipeline.synthetic.expressions import expression_knobs, smoothstep
 from pipeline.synthetic.faces import Identity, Scene, sample_identity
 from pipeline.synthetic.photo import (Camera, background, encode_jpeg, encode_png, encode_tiff, picture,

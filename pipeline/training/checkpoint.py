@@ -51,3 +51,24 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     model = build_model(ckpt["model"], ckpt["num_classes"], ckpt["in_chans"], ckpt["model_args"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
+
+
+def load_pretrained(model: torch.nn.Module, path: str | Path | None, *, arch: str, model_args: dict[str, Any],
+                    in_chans: int, label_ids: list[int]) -> str:
+    """Load the pretrained weights at ``path`` into ``model`` (same network, classes and channels).
+
+    Returns the checkpoint's ``params_hash``, which goes into the run key of the training that
+    starts from it. Raises ``FileNotFoundError`` when there is no checkpoint and ``ValueError``
+    naming the file when it holds another network, other classes or other input channels.
+    """
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"init: pretrained: no pretrained checkpoint at {path} (list the recipe in "
+                                f"pretrain.models and run `fer-pipeline pretrain`, stage pretrain)")
+    ckpt = read_checkpoint(path)
+    mine = {"model": arch, "model_args": model_args, "in_chans": in_chans, "label_ids": list(label_ids)}
+    theirs = {k: (list(ckpt[k]) if k == "label_ids" else ckpt[k]) for k in mine}
+    wrong = [f"{k} {theirs[k]} (this run: {mine[k]})" for k in mine if theirs[k] != mine[k]]
+    if wrong:
+        raise ValueError(f"{path}: the pretrained network differs from this run's: {'; '.join(wrong)}")
+    model.load_state_dict(ckpt["state_dict"])
+    return str(ckpt.get("params_hash", ""))

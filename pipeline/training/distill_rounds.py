@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 
-from pipeline.atomic import write_text
+from pipeline.core.atomic import write_text
 from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
-from pipeline.training.data import ImageDataset, SplitData, make_loader
-from pipeline.training.losses import distillation_loss, mix_batch, mixup_alpha, mixup_loss
+from pipeline.training.data import SplitData, make_loader, with_transform
+from pipeline.training.losses import make_loss_fn, mixup_alpha
 from pipeline.training.loop import fit, predict_proba, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
@@ -61,7 +62,7 @@ class DistillResult:
 def _val_accuracy(model: torch.nn.Module, data: SplitData, recipe: dict[str, Any], device) -> float:
     if len(data.validation) == 0:
         return float("nan")
-    ds = ImageDataset(data.validation, data.label_ids, int(recipe["input"]["channels"]), eval_transform(recipe))
+    ds = with_transform(data.validation, int(recipe["input"]["channels"]), eval_transform(recipe))
     probs, labels = predict_proba(model, make_loader(ds, int(recipe["batch_size"]), shuffle=False), device)
     return float((probs.argmax(1) == labels).mean())
 
@@ -117,18 +118,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
                                     else init.state_dict())
             teacher.eval()
 
-            def loss_fn(m, x, y, _teacher=teacher):
-                mix = mix_batch(x, y, mixup) if mixup > 0 else None
-                if mix is not None:
-                    x = mix.x
-                logits = m(x)
-                with torch.no_grad():
-                    soft = _teacher(x)
-
-                def criterion(out, target):
-                    return distillation_loss(out, soft, target, alpha, temperature)
-
-                return (criterion(logits, y) if mix is None else mixup_loss(criterion, logits, mix)), logits
+            loss_fn = make_loss_fn(F.cross_entropy, mixup=mixup, teacher=teacher, alpha=alpha,
+                                   temperature=temperature)
 
             optimizer = build_optimizer(recipe["optimizer"], student.parameters())
             scheduler = build_scheduler(recipe.get("scheduler"), optimizer, int(recipe["epochs"]))

@@ -14,17 +14,15 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_path
+from pipeline.core.atomic import atomic_path
+from pipeline.training.losses import LossFn
 from pipeline.training.optim import step_scheduler
 from pipeline.training.recipe import rng_state, set_rng_state
-
-LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-
 
 @dataclass
 class FitResult:

@@ -10,8 +10,13 @@ import torch.nn.functional as F
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-                      alpha: float, temperature: float) -> torch.Tensor:
+                      alpha: float, temperature: float,
+                      hard: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy) -> torch.Tensor:
     """EAN's eq. (4): ``alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(student, y)``.
+
+    The one teacher-student loss of the project: EAN's distillation rounds use it with the
+    cross-entropy; a recipe with a ``teacher`` (any model learning from another) with its own loss
+    as ``hard`` (e.g. AM-Softmax). ``alpha`` always weighs the soft term, ``temperature`` is T.
 
     ``p^T = softmax(logits / T)``; the KL term is averaged over the batch (``batchmean``, the
     mathematical KL per sample) and the teacher is a constant (no gradient). The hard-label
@@ -28,8 +33,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     soft_teacher = F.softmax(teacher_logits.detach() / t, dim=1)
     log_soft_student = F.log_softmax(student_logits / t, dim=1)
     kl = F.kl_div(log_soft_student, soft_teacher, reduction="batchmean")
-    ce = F.cross_entropy(student_logits, targets)
-    return alpha * t * t * kl + (1.0 - alpha) * ce
+    return alpha * t * t * kl + (1.0 - alpha) * hard(student_logits, targets)
 
 
 class Mix(NamedTuple):
@@ -66,6 +70,35 @@ def mixup_loss(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
     and the distillation loss, whose teacher term is then counted once).
     """
     return mix.lam * criterion(logits, mix.y) + (1.0 - mix.lam) * criterion(logits, mix.y_other)
+
+
+LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def make_loss_fn(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, mixup: float = 0.0,
+                 teacher: torch.nn.Module | None = None, alpha: float = 0.0, temperature: float = 1.0) -> LossFn:
+    """The training step's loss ``(model, x, y) -> (loss, logits)`` for :func:`pipeline.training.loop.fit`.
+
+    With ``mixup`` > 0 the batch is mixed first (:func:`mix_batch`). With a frozen ``teacher`` the
+    student learns from its soft labels on the same (mixed) batch: :func:`distillation_loss` with
+    ``criterion`` as the hard term; without one, ``criterion`` alone.
+    """
+    def loss_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+        mix = mix_batch(x, y, mixup) if mixup > 0 else None
+        if mix is not None:
+            x = mix.x
+        logits = model(x)
+        loss = criterion
+        if teacher is not None:
+            with torch.no_grad():
+                soft = teacher(x)
+
+            def loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                return distillation_loss(out, soft, target, alpha, temperature, hard=criterion)
+
+        return (loss(logits, y) if mix is None else mixup_loss(loss, logits, mix)), logits
+
+    return loss_fn
 
 
 def build_criterion(recipe: dict[str, Any], model: torch.nn.Module) -> torch.nn.Module:

@@ -8,7 +8,7 @@ import torch
 
 
 def build_optimizer(spec: dict[str, Any], params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """``{name: adam|adamw|sgd, lr, weight_decay, momentum, nesterov}`` -> a torch optimizer."""
+    """``{name: adam|adamw|sgd, lr, weight_decay, momentum}`` -> a torch optimizer (momentum: sgd only)."""
     name = spec.get("name", "adam").lower()
     lr = float(spec["lr"])
     wd = float(spec.get("weight_decay", 0.0))
@@ -17,13 +17,12 @@ def build_optimizer(spec: dict[str, Any], params: Iterable[torch.nn.Parameter]) 
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=float(spec.get("momentum", 0.9)),
-                               nesterov=bool(spec.get("nesterov", False)))
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=float(spec.get("momentum", 0.9)))
     raise ValueError(f"unknown optimizer {name!r} (known: adam, adamw, sgd)")
 
 
 def build_scheduler(spec: dict[str, Any] | None, optimizer: torch.optim.Optimizer, epochs: int):
-    """``{name: none|plateau|cosine|step, ...}`` -> a scheduler stepped once per epoch, or None.
+    """``{name: none|plateau|cosine, ...}`` -> a scheduler stepped once per epoch, or None.
 
     ``plateau`` (EAN: lr × ``factor`` 0.9 when the training loss stops falling for
     ``patience`` epochs) is stepped with the epoch's training loss; the others without argument.
@@ -37,10 +36,7 @@ def build_scheduler(spec: dict[str, Any] | None, optimizer: torch.optim.Optimize
             optimizer, mode="min", factor=float(spec.get("factor", 0.9)), patience=int(spec.get("patience", 2)))
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(spec["step_size"]),
-                                               gamma=float(spec.get("gamma", 0.1)))
-    raise ValueError(f"unknown scheduler {name!r} (known: none, plateau, cosine, step)")
+    raise ValueError(f"unknown scheduler {name!r} (known: none, plateau, cosine)")
 
 
 def step_scheduler(scheduler, train_loss: float) -> None:

@@ -1,8 +1,8 @@
-"""Pretraining on synthetic faces (stage ``pretrain``), and a training that starts from it.
+"""Pretraining on synthetic faces: the work of stage ``pretrain``.
 
 A recipe with ``init: pretrained`` (``train.<model>``) starts from the weights that stage
 ``pretrain`` learned for that recipe on labelled synthetic face crops (made by the stage with
-:func:`pipeline.synthetic.crops.face_crops`), instead of from a random initialisation: a small
+:func:`pipeline.synthetic.crops.face_crops`, :func:`synthetic_data`), instead of from a random initialisation: a small
 real dataset such as CK+ then fine-tunes features already tuned to brows, eyes and mouth. The
 pretraining runs the model's own recipe (input, augmentation, optimizer), without its teacher,
 for ``pretrain.defaults.epochs`` epochs, and selects on synthetic faces of other identities.
@@ -14,21 +14,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from pipeline.training.checkpoint import read_checkpoint
 from pipeline.training.data import SplitData
+from pipeline.training.train_model import train_model
 
-#: values of a recipe's ``init``: None (the model's own initialisation) or "pretrained"
-INITS = (None, "pretrained")
-
-
-def init_of(recipe: dict[str, Any]) -> str | None:
-    """The recipe's ``init`` (None or ``"pretrained"``), checked."""
-    init = recipe.get("init")
-    if init not in INITS:
-        raise ValueError(f"recipe init {init!r}: known values are null and 'pretrained'")
-    return init
+#: the seed of the validation faces is the pretraining seed + this: other identities
+VALIDATION_SEED_OFFSET = 1000
 
 
 def pretrain_recipe(recipe: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -45,27 +35,34 @@ def pretrain(model_name: str, recipe: dict[str, Any], settings: dict[str, Any], 
              out_dir: str | Path):
     """Train ``model_name`` by its ``recipe`` (as :func:`pretrain_recipe` makes it) on the synthetic
     faces ``data`` into ``out_dir``; returns what :func:`pipeline.training.train_model.train_model` returns."""
-    from pipeline.training.train_model import train_model
-
     return train_model(data, model_name, pretrain_recipe(recipe, settings), out_dir, dataset="synthetic")
 
 
-def load_pretrained(model: torch.nn.Module, path: str | Path | None, *, arch: str, model_args: dict[str, Any],
-                    in_chans: int, label_ids: list[int]) -> str:
-    """Load the pretrained weights at ``path`` into ``model`` (same network, classes and channels).
+def synthetic_data(settings: dict[str, Any], root: str | Path) -> SplitData:
+    """Training faces (``per_class`` sequences per class) and validation faces of other identities,
+    written as shards under ``root`` (the one shard writer) and read back as the training
+    machinery's :class:`~pipeline.training.data.SplitData` (no test part)."""
+    from pipeline.core.labels import LABEL_INDEX
+    from pipeline.shards.dataset import ShardDataset
+    from pipeline.shards.format import ShardWriter, rows_to_table
+    from pipeline.synthetic.crops import face_crops
+    from pipeline.synthetic.photo import encode_png
+    from pipeline.training.data import data_fingerprint
 
-    Returns the checkpoint's ``params_hash``, which goes into the run key of the training that
-    starts from it. Raises ``FileNotFoundError`` when there is no checkpoint and ``ValueError``
-    naming the file when it holds another network, other classes or other input channels.
-    """
-    if path is None or not Path(path).is_file():
-        raise FileNotFoundError(f"init: pretrained: no pretrained checkpoint at {path} (list the recipe in "
-                                f"pretrain.models and run `fer-pipeline pretrain`, stage pretrain)")
-    ckpt = read_checkpoint(path)
-    mine = {"model": arch, "model_args": model_args, "in_chans": in_chans, "label_ids": list(label_ids)}
-    theirs = {k: (list(ckpt[k]) if k == "label_ids" else ckpt[k]) for k in mine}
-    wrong = [f"{k} {theirs[k]} (this run: {mine[k]})" for k in mine if theirs[k] != mine[k]]
-    if wrong:
-        raise ValueError(f"{path}: the pretrained network differs from this run's: {'; '.join(wrong)}")
-    model.load_state_dict(ckpt["state_dict"])
-    return str(ckpt.get("params_hash", ""))
+    def write(split: str, per_class: int, seed: int) -> ShardDataset:
+        rows = [{"image": encode_png(c.image), "label": LABEL_INDEX[c.label], "label_name": c.label,
+                 "dataset": "synthetic", "subject": c.id.rsplit("_", 1)[0], "split": split, "fold": -1,
+                 "image_id": f"synthetic {c.id}", "parent_id": None, "augmentation": None}
+                for c in face_crops(classes, per_class, seed, render=int(settings["render"]), box=settings["box"],
+                                    frames=int(settings["frames"]))]
+        writer = ShardWriter(root, split)
+        writer.write(rows_to_table(rows))
+        writer.close()
+        return ShardDataset(root, split, size=None, classes=classes)
+
+    classes, seed = list(settings["classes"]), int(settings["seed"])
+    Path(root).mkdir(parents=True, exist_ok=True)
+    train = write("train", int(settings["per_class"]), seed)
+    val = write("validation", int(settings["validation_per_class"]), seed + VALIDATION_SEED_OFFSET)
+    return SplitData(train, val, train.subset([]), sorted(LABEL_INDEX[c] for c in classes),
+                     data_fingerprint(train, val))

@@ -1,6 +1,6 @@
 """A training recipe: the merged ``train.defaults`` + ``train.<model>`` settings, seeds, device.
 
-The recipe is a plain mapping read from ``params.yaml`` (see ``pipeline.params.section``), so DVC
+The recipe is a plain mapping read from ``params.yaml`` (see ``pipeline.core.params.section``), so DVC
 tracks exactly the keys a run depends on; :func:`fingerprint` hashes it (with the data) into the
 ``params_hash`` stored in every checkpoint, which is also how an interrupted run recognises its
 own ``last.pt``.
@@ -19,7 +19,7 @@ import numpy as np
 
 def load_recipe(section_name: str, key: str | None, params_file: str | None = None) -> dict[str, Any]:
     """The merged settings of ``section_name`` for ``key`` (a model name, or a dataset for distill)."""
-    from pipeline.params import section
+    from pipeline.core.params import section
 
     return section(section_name, key, path=params_file)
 
@@ -30,7 +30,7 @@ def for_dataset(recipe: dict[str, Any], dataset: str) -> dict[str, Any]:
     For a paper that trains one model differently per dataset, e.g. DNN-CBAM: 120 epochs on
     FER2013, 300 on CK+ (``dnn_cbam: {epochs: 120, datasets: {ckplus: {epochs: 300}}}``).
     """
-    from pipeline.params import deep_merge
+    from pipeline.core.params import deep_merge
 
     recipe = dict(recipe)
     per_dataset = recipe.pop("datasets", None) or {}
@@ -102,3 +102,55 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+#: values of a recipe's ``init``: None (the model's own initialisation) or "pretrained"
+INITS = (None, "pretrained")
+
+
+def init_of(recipe: dict[str, Any]) -> str | None:
+    """The recipe's ``init`` (None or ``"pretrained"``), checked."""
+    init = recipe.get("init")
+    if init not in INITS:
+        raise ValueError(f"recipe init {init!r}: known values are null and 'pretrained'")
+    return init
+
+
+def unpretrained_recipes(params: dict[str, Any]) -> list[str]:
+    """The recipes the profile runs (``train.matrix``, ``cv.<dataset>.models`` of ``cv.datasets``)
+    with ``init: pretrained`` but missing from ``pretrain.models``."""
+    from pipeline.core.params import section
+
+    used = {pair["model"] for pair in ((params.get("train") or {}).get("matrix") or {}).values()}
+    for ds in (params.get("cv") or {}).get("datasets") or []:
+        used |= set(section("cv", ds, params).get("models") or [])
+    listed = set((params.get("pretrain") or {}).get("models") or [])
+    return sorted(m for m in used if init_of(section("train", m, params)) == "pretrained" and m not in listed)
+
+
+def taught_train_pairs(params: dict[str, Any]) -> list[str]:
+    """The ``train.matrix`` entries (as ``key (train.<model>.teacher: <teacher>)``) whose recipe has a
+    ``teacher``: `dvc repro` would stop at their train stage, so a profile may not list them."""
+    from pipeline.core.params import section
+
+    taught = []
+    for key, pair in ((params.get("train") or {}).get("matrix") or {}).items():
+        teacher = teacher_of(for_dataset(section("train", pair["model"], params), pair["dataset"]))
+        if teacher:
+            taught.append(f"{key} (train.{pair['model']}.teacher: {teacher})")
+    return taught
+
+
+def check_profile(params: dict[str, Any]) -> None:
+    """Raise ``ValueError`` for a profile whose recipes could not run: a ``train.matrix`` pair whose
+    recipe has a teacher, or a recipe with ``init: pretrained`` that ``pretrain.models`` omits."""
+    taught = taught_train_pairs(params)
+    if taught:
+        raise ValueError(f"train.matrix pairs whose recipe learns from a teacher: {', '.join(taught)}; the "
+                         "train stage does not support teachers yet (the teacher's checkpoint would be an "
+                         "undeclared dependency): train them in the cv stage (cv.<dataset>.models) and drop "
+                         "them from train.matrix")
+    unpretrained = unpretrained_recipes(params)
+    if unpretrained:
+        raise ValueError(f"recipes with init: pretrained that pretrain.models does not list: "
+                         f"{', '.join(unpretrained)} (stage pretrain would not make their starting weights)")

@@ -12,21 +12,20 @@ from typing import Any
 
 import torch
 
-from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
-from pipeline.training.data import ImageDataset, SplitData, make_loader
-from pipeline.training.losses import build_criterion, distillation_loss, mix_batch, mixup_alpha, mixup_loss
+from pipeline.training.checkpoint import build_model, load_model, load_pretrained, read_checkpoint, save_checkpoint
+from pipeline.training.data import SplitData, make_loader, with_transform
+from pipeline.training.losses import build_criterion, make_loss_fn, mixup_alpha
 from pipeline.training.loop import FitResult, fit, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
-from pipeline.training.pretraining import init_of, load_pretrained
-from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
+from pipeline.training.recipe import fingerprint, init_of, resolve_device, seed_everything
 from pipeline.training.transforms import eval_transform, train_transform
 
 
 def make_loaders(data: SplitData, recipe: dict[str, Any], generator: torch.Generator):
     """Training loader (augmented, shuffled by ``generator``) and validation loader (plain)."""
     channels = int(recipe["input"]["channels"])
-    train_ds = ImageDataset(data.train, data.label_ids, channels, train_transform(recipe))
-    val_ds = ImageDataset(data.validation, data.label_ids, channels, eval_transform(recipe))
+    train_ds = with_transform(data.train, channels, train_transform(recipe))
+    val_ds = with_transform(data.validation, channels, eval_transform(recipe))
     bs = int(recipe["batch_size"])
     workers = int(recipe.get("num_workers", 0))
     return (make_loader(train_ds, bs, shuffle=True, generator=generator, num_workers=workers),
@@ -64,10 +63,10 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     ``model_name`` itself.
 
     A recipe with ``teacher: {model, alpha, temperature}`` learns from the soft labels of the
-    trained teacher checkpoint ``teacher_path`` too: ``alpha`` x the soft term of
-    :func:`distillation_loss` (T² x KL at ``temperature``) + (1 - ``alpha``) x the recipe's own
-    loss, on the same augmented and mixed batch the student sees; the teacher must read the same
-    ``input``. Knowledge from another architecture, e.g. the pretrained ``onet_probe`` (issue 8).
+    trained teacher checkpoint ``teacher_path`` too: :func:`pipeline.training.losses.distillation_loss`
+    with the recipe's own loss as the hard term (``alpha`` weighs the soft term, T = ``temperature``),
+    on the same augmented and mixed batch the student sees; the teacher must read the same
+    ``input``. Knowledge from another architecture, e.g. the pretrained ``onet_probe``.
 
     A recipe with ``init: pretrained`` starts from the weights at ``pretrained_path``, learned by
     stage ``pretrain`` for this recipe on synthetic faces (:mod:`pipeline.training.pretraining`).
@@ -95,21 +94,9 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     mixup = mixup_alpha(recipe)
     teacher, teacher_key = _teacher(recipe, teacher_path, data, device)
 
-    def loss_fn(m, x, y):
-        mix = mix_batch(x, y, mixup) if mixup > 0 else None
-        if mix is not None:
-            x = mix.x
-        logits = m(x)
-        loss = criterion
-        if teacher is not None:
-            with torch.no_grad():
-                soft = teacher(x)
-            alpha, t = float(recipe["teacher"]["alpha"]), float(recipe["teacher"]["temperature"])
-
-            def loss(out, target):  # the soft term of EAN's eq. (4), the recipe's own loss as the hard term
-                return alpha * distillation_loss(out, soft, target, 1.0, t) + (1.0 - alpha) * criterion(out, target)
-
-        return (loss(logits, y) if mix is None else mixup_loss(loss, logits, mix)), logits
+    spec = recipe.get("teacher") or {}
+    loss_fn = make_loss_fn(criterion, mixup=mixup, teacher=teacher, alpha=float(spec.get("alpha", 0.0)),
+                           temperature=float(spec.get("temperature", 1.0)))
 
     optimizer = build_optimizer(recipe["optimizer"], list(model.parameters()) + list(
         criterion.parameters() if isinstance(criterion, torch.nn.Module) else []))
