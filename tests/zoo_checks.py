@@ -17,7 +17,8 @@ def build(name: str, seed: int = 0, **kwargs: Any) -> torch.nn.Module:
 
 
 def check_forward_backward(model: torch.nn.Module, input_size: tuple[int, ...], batch: int = 2, num_classes: int = 7) -> None:
-    """Train-mode forward gives finite ``(B, num_classes)`` logits and every parameter gets a finite gradient."""
+    """Train-mode forward gives finite ``(B, num_classes)`` logits and every trainable parameter gets a
+    finite gradient (a frozen, pretrained part such as onet_probe's trunk gets none)."""
     model.train()
     x = torch.randn(batch, *input_size)
     y = model(x)
@@ -25,6 +26,8 @@ def check_forward_backward(model: torch.nn.Module, input_size: tuple[int, ...], 
     assert torch.isfinite(y).all()
     y.logsumexp(dim=1).sum().backward()
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         assert p.grad is not None, f"{name} got no gradient"
         assert torch.isfinite(p.grad).all(), name
 

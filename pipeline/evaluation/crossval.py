@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.atomic import write_text
-from pipeline.reporting.cv_table import duration, results_table
+from pipeline.evaluation.cv_table import duration, results_table
 from pipeline.training.runs import DISTILLED
 
 @dataclass

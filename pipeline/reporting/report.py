@@ -44,7 +44,7 @@ def collect_cross_validations(eval_dir: str | Path) -> dict[str, dict[str, Any]]
 
 def cross_validation_section(cvs: dict[str, dict[str, Any]]) -> str:
     """One table per k-fold dataset: mean ± std over the test folds, per-class recall pooled."""
-    from pipeline.reporting.cv_table import results_table
+    from pipeline.evaluation.cv_table import results_table
 
     parts = []
     for ds, res in cvs.items():

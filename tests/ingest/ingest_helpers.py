@@ -13,7 +13,7 @@ from PIL import Image
 from pipeline.core import params
 from pipeline.ingest import ingest_dataset
 
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
 def pixels(seed: int, size: tuple[int, int] = (48, 48), channels: int = 1) -> np.ndarray:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
 import fer_models
 from fer_models.resatt import FUSIONS, AttentionFusion, AttentionResidualBlock
-from zoo_checks import build, check_deterministic_init, check_forward_backward, check_onnx
+from zoo_checks import build
 
 INPUT = (1, 48, 48)
 
@@ -58,14 +57,3 @@ def test_attention_sits_on_the_residual_branch() -> None:
 def test_unknown_fusion_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown attention fusion 'serial'"):
         AttentionFusion(8, "serial")
-
-
-@pytest.mark.parametrize("variant", list(fer_models.model_variants("resatt")))
-def test_every_variant_trains_and_exports(variant: str, tmp_path: Path) -> None:
-    model = build("resatt", **fer_models.model_variants("resatt")[variant])
-    check_forward_backward(model, INPUT)
-    check_onnx(model, INPUT, tmp_path)
-
-
-def test_deterministic_init() -> None:
-    check_deterministic_init("resatt")

@@ -16,7 +16,7 @@ from pipeline.training.recipe import check_profile, teacher_of
 # as `fer-pipeline profile` switches: refusing profiles whose recipes could not run
 switch = partial(_switch, validate=check_profile)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ("demo", "paper", "ckplus48")
 
 

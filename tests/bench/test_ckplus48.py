@@ -22,7 +22,7 @@ from pipeline.synthetic import write_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
-from zoo_checks import build, check_deterministic_init, check_forward_backward, check_onnx
+from zoo_checks import build
 
 from fer_models.erfnet_att import Downsampler, ERFNetAtt, NonBottleneck1D, aspp_rates, channel_shuffle
 from fer_models.layers import SEAsppModule, SEModule
@@ -100,15 +99,3 @@ def test_input_size_is_a_parameter() -> None:
         assert small(torch.randn(2, 1, 48, 48)).shape == (2, 7)
     with pytest.raises(ValueError, match="divisible by 8"):
         ERFNetAtt(img_size=50)
-
-
-def test_deterministic_init() -> None:
-    check_deterministic_init("erfnet_att")
-
-
-@pytest.mark.parametrize("variant", sorted(model_variants("erfnet_att")))
-def test_forward_backward_and_onnx_at_384(variant: str, tmp_path: Path) -> None:
-    input_size = model_default_cfg("erfnet_att")["input_size"]
-    model = build("erfnet_att", **model_variants("erfnet_att")[variant])
-    check_forward_backward(model, input_size)
-    check_onnx(model, input_size, tmp_path)
