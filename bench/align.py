@@ -13,13 +13,15 @@ faces' boxes overlap with IoU > 0.8.
 Images: the synthetic generator's JAFFE (256x256 grey) and KDEF (562x762 colour) samples,
 written to a temporary directory (``--raw DIR`` to use an existing raw root instead). KDEF is
 measured on the frontal angle (S, as FER work uses it) by default; ``--kdef-angles S HL HR``
-adds the half profiles, where the two paths' boxes differ more often (IoU ~0.78 on a few), and
-``FL HR`` full profiles are mostly missed by both (MTCNN is a frontal detector).
+adds the half profiles, where the two paths' boxes differ more often, and ``FL FR`` full profiles
+are mostly missed by both (MTCNN is a frontal detector).
 
 Usage::
 
     .venv/bin/python bench/align.py                 # 2 torch threads, as the acceptance asks
     .venv/bin/python bench/align.py --threads 1 --per-class 2
+
+What it measures and the recorded figures: docs/bench.md.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Prints ingest time / baseline time, and peak RSS growth during ingest / the size
 which stays far below 1 because rows stream through in chunks.
 
     .venv/bin/python bench/bench_ingest.py [--rows 35887] [--chunk-size 256]
+
+Recorded figures: docs/bench.md.
 """
 
 from __future__ import annotations

@@ -14,11 +14,12 @@ With ``--seeds``, the cross-validation is repeated once per seed (``train.<model
 model named in ``--models``, which EAN's distillation rounds inherit), each in ``<work>/seed<s>/``;
 a teacher that is not named is trained once and its finished folds reused by the other seeds. A
 summary table follows: per model, the 10-fold mean of each seed, their mean and their standard
-deviation, and the distilled EAN's gain over its EAN per seed. One seed moves EAN's 10-fold mean by
-about 2.5 points on the CK+48 dev subset (README), so recipe comparisons need several.
+deviation, and the distilled EAN's gain over its EAN per seed. The seed alone moves EAN's 10-fold
+mean by as much as most recipe changes (docs/results/ckplus48.md, "The seed"), so recipe
+comparisons need several.
 
 Wall times are measured on whatever else the machine is doing: the load average before and after
-is printed next to them.
+is printed next to them. Results, timings and every lever tried: docs/results/ckplus48.md.
 """
 
 from __future__ import annotations

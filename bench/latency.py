@@ -3,7 +3,7 @@
 Every model is exported to ONNX and timed at batch 1 (median of ``--runs`` calls, one intra-op
 thread) in alternating blocks with a randomly initialised torchvision MobileNetV2 at the same
 input, in the same process; the figure is the ratio MobileNetV2 ms / model ms (> 1: faster).
-EAN at 44x44 is the paper's claim (paper 004, Table 5: 6.010 / 1.985 = 3.0x).
+EAN at 44x44 is the paper's claim (paper 004, Table 5; the figure: docs/bench.md).
 
     .venv/bin/python bench/latency.py                 # EAN at 3x44x44 and 1x44x44
     .venv/bin/python bench/latency.py --all --runs 300 # every model at its demo input size

@@ -15,6 +15,8 @@ slower at 224x224 colour. Images: drawn faces (48 px: the real CK+48 dev faces f
 Usage::
 
     .venv/bin/python bench/loader.py [--n48 4000] [--n224 800] [--epochs 3] [--workers 0]
+
+See docs/bench.md.
 """
 
 from __future__ import annotations

@@ -10,12 +10,8 @@ the detection rate per dataset, plus per KDEF angle, per RAF-DB image kind and p
     .venv/bin/python bench/sample_detection.py --limit 0         # every image (slow on CK+ and KDEF)
     .venv/bin/python bench/sample_detection.py --per-class 4 --datasets kdef --seed 3
 
-Exit status 1 when a dataset falls below ``--min-rate`` (default 0.95).
-
-Measured 2026-11-23 (``--per-class 4 --limit 40``, seed 0): fer2013 27/28 (96.4%), ckplus 40/40,
-jaffe 40/40, rafdb 39/40 (originals 19/19, aligned 20/21), kdef 40/40 (FL 6/6, FR 7/7); an
-earlier run with ``--limit 120`` gave ckplus 119/120 and, with KDEF FL/FR at 60 degrees of yaw,
-kdef only 82/120 (FL 4/26, FR 8/23) -- hence the 40-degree "full profile" (KDEF 60/60 at 40).
+Exit status 1 when a dataset falls below ``--min-rate`` (default 0.95). Recorded rates (and why
+the generator's KDEF full profiles turn 40 degrees, not 60): docs/bench.md.
 """
 
 from __future__ import annotations

@@ -8,13 +8,8 @@ face crops the way the FER2013 / CK+48 writers do (:func:`pipeline.synthetic.lay
 and prints train/test accuracy and the per-class test accuracy. A chance-level baseline (majority
 class) is printed beside it; ``--hog-baseline`` adds a HOG + linear SVM (seconds, not minutes).
 
-Measured 2026-11-23 on the shared, overloaded 2-core box (load 8-20): HOG + linear SVM 69.8% on
-12 held-out subjects (8 classes, 960 training crops of 40 subjects; chance 12.5%); EAN with 12
-epochs of 480 crops underfitted (train 31.9%, test 25.6%); with 30 epochs: train 72.5%, test
-55.6% (surprise 100%, anger 80%, neutral 5%, contempt 20%, disgust 35%) -- still underfitted.
-The pipeline itself shows the criterion: `make repro` (2026-12-02) with the FER2013 sample at 150
-rows per class (840 training images, 7 classes) gives EAN 82.9% test, distilled EAN 84.8%
-(chance 14.3%); with 280 training images it gave 43%.
+Recorded figures, and the pipeline's own EAN on the FER2013 sample that shows the criterion:
+docs/bench.md.
 
     .venv/bin/python bench/sample_learnability.py                     # ~2-4 min on 2 cores
     .venv/bin/python bench/sample_learnability.py --classes 7 --epochs 20

@@ -17,6 +17,8 @@ Usage::
 
     .venv/bin/python bench/scale.py                    # 1000 4000 16000
     .venv/bin/python bench/scale.py --sizes 500 2000 --keep /tmp/scale
+
+See docs/bench.md.
 """
 
 from __future__ import annotations

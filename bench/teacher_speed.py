@@ -8,11 +8,7 @@ here is the trunk as it ran before, in PyTorch's default contiguous (NCHW) layou
 expanded to three channels; both are timed alternately in one process on the same random batch
 (48 px, the CK+48 recipes), and the ratio is printed. The two outputs agree to float rounding.
 
-Measured 2026-12-03, 2-core AMD EPYC, 1 thread (as each of cv's two fold workers), beside a cv
-run on the other core: teacher forward 2.58x / 2.76x (two runs), probe training step 2.26x /
-2.01x; in a micro-benchmark under the same load, PyTorch's NCHW max-pooling with ``ceil_mode`` took
-47 ms against 4 ms in NHWC per call on a batch of 64. In the CK+48 bench (10 folds, two at a time):
-the probe's fold runs 6m01s instead of 10m17s, EAN's (taught by the probe) 13m16s instead of 16m05s.
+Recorded ratios, and the end-to-end effect in the CK+48 bench: docs/bench.md.
 """
 
 from __future__ import annotations

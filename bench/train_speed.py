@@ -7,9 +7,7 @@ step (forward, cross-entropy, backward, Adam step) on random inputs, in the defa
 alternately in one process; prints ms/image and the ratio (the recipe knob
 ``train.defaults.channels_last``). Deterministic algorithms are on, as in training.
 
-Measured 2026-12-02, 2 cores, quiet, ``--threads 2 --seconds 1``: EAN 1.48x, ResAttNet 1.10x,
-DNN-CBAM 1.33x, ERFNet-att 1.31x, DFNet-ResNet18 1.09x. Earlier at 1 thread beside other jobs (noisy):
-EAN 1.40x / 1.23x, ResAttNet 1.12x / 0.90x, DNN-CBAM 1.27x / 1.15x, ERFNet-att 1.10x / 1.10x, DFNet 1.17x / 1.39x.
+Recorded ratios per model: docs/bench.md.
 """
 
 from __future__ import annotations
