@@ -49,6 +49,7 @@ import torch.nn as nn
 from torchvision import models as tv_models
 
 from fer_models.layers.fsa import FastSelfAttention
+from fer_models.heads import PooledLinearHead
 from fer_models.registry import register_model
 
 __all__ = ["DFNet", "DilatedConvMultiScale", "default_cfgs", "VARIANTS", "dfnet"]
@@ -120,7 +121,7 @@ class DilatedConvMultiScale(nn.Module):
         return x + self.proj(self.fuse_act(y))
 
 
-class DFNet(nn.Module):
+class DFNet(PooledLinearHead, nn.Module):
     """ResNet50 backbone, optional DCM and FSA on its 2048-channel output, average pool, linear head.
 
     Args:
@@ -200,14 +201,6 @@ class DFNet(nn.Module):
         x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
         x = b.layer4(b.layer3(b.layer2(b.layer1(x))))
         return self.fsa(self.dcm(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Average-pool the features; return the pooled vector if ``pre_logits`` else the logits."""
-        x = self.head_drop(x.mean(dim=(2, 3)))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model

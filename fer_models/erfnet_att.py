@@ -58,6 +58,7 @@ import torch
 import torch.nn as nn
 
 from fer_models.layers.create_attn import create_attn
+from fer_models.heads import PooledLinearHead
 from fer_models.registry import register_model
 
 __all__ = ["ERFNetAtt", "Downsampler", "NonBottleneck1D", "default_cfgs", "VARIANTS", "erfnet_att"]
@@ -175,7 +176,7 @@ class NonBottleneck1D(nn.Module):
         return self.act(y + self.shortcut(x))
 
 
-class ERFNetAtt(nn.Module):
+class ERFNetAtt(PooledLinearHead, nn.Module):
     """ERFNet encoder (Table 1, modules 1-16) with group convs and attention, plus a pooled linear head.
 
     Args:
@@ -229,14 +230,6 @@ class ERFNetAtt(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder output, ``(B, 128, H/8, W/8)``."""
         return self.encoder(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pool, dropout, linear; ``pre_logits`` returns the pooled features."""
-        x = self.head_drop(x.mean(dim=(2, 3)))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model

@@ -20,7 +20,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["AMSoftmaxHead", "AMSoftmaxLoss", "loss_for"]
+__all__ = ["AMSoftmaxHead", "AMSoftmaxLoss", "PooledLinearHead", "loss_for"]
+
+
+class PooledLinearHead:
+    """Mixin for a network whose head is global average pooling, ``self.head_drop`` (dropout) and
+    ``self.fc`` (linear): timm's ``forward_head``/``forward`` split, written once (DFNet, ERFNet-att).
+    The subclass defines ``forward_features``, ``head_drop`` and ``fc``."""
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool, dropout, linear; ``pre_logits`` returns the pooled features."""
+        x = self.head_drop(x.mean(dim=(2, 3)))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 class AMSoftmaxHead(nn.Module):

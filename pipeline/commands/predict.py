@@ -11,12 +11,14 @@ import argparse
 import json
 from dataclasses import asdict
 
+from pipeline.core import params
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train or distill")
     parser.add_argument("images", nargs="+", help="photographs (any size, any number of faces)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

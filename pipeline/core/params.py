@@ -23,6 +23,11 @@ import yaml
 PARAMS_ENV = "FER_PARAMS"
 
 
+def add_argument(parser) -> None:
+    """The ``--params`` option of every stage and command that reads params.yaml."""
+    parser.add_argument("--params", default=None, help=f"params file (default: ${PARAMS_ENV} or ./params.yaml)")
+
+
 def params_path(path: str | os.PathLike | None = None) -> Path:
     """The params file: ``path``, else ``$FER_PARAMS``, else ``./params.yaml``."""
     return Path(path or os.environ.get(PARAMS_ENV) or "params.yaml")

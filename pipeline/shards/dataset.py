@@ -62,6 +62,14 @@ def decode_image(data: bytes, channels: int) -> np.ndarray:
     return img if channels == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _check_transform(transform: Any) -> None:
+    """A clear error for an albumentations transform, which ShardDataset took before it decoded to tensors."""
+    if transform is not None and type(transform).__module__.split(".")[0] == "albumentations":
+        raise TypeError("ShardDataset transform: a callable on the uint8 C x H x W tensor (torchvision v2), not "
+                        "an albumentations transform; wrap one as lambda x: torch.from_numpy(aug(image=x.permute(1, "
+                        "2, 0).numpy())['image']).permute(2, 0, 1)")
+
+
 def labels_present(root: str | os.PathLike) -> list[int]:
     """The unified label indices that occur in the shards under ``root``, ascending."""
     present: set[int] = set()
@@ -110,6 +118,7 @@ class ShardDataset(_TorchDataset):
                  cache_decoded: bool | str = "auto"):
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
+        _check_transform(transform)
         self.root = Path(root)
         self.channels = channels
         self.size = None if size is None else ((int(size), int(size)) if isinstance(size, int) else tuple(size))
@@ -178,6 +187,7 @@ class ShardDataset(_TorchDataset):
     def view(self, *, transform: Callable[..., Any] | None = None, channels: int | None = None,
              cache_decoded: bool | None = None) -> "ShardDataset":
         """The same rows and classes with another ``transform`` (and ``channels``, decoded cache)."""
+        _check_transform(transform)
         out = copy.copy(self)
         out.transform = transform
         if channels is not None:

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.core import params
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset name (its align.<dataset> params apply)")
     parser.add_argument("--manifest", required=True, help="ingest output directory holding manifest.parquet")
     parser.add_argument("--out", required=True, help="output directory, e.g. data/aligned/<dataset>")
-    parser.add_argument("--params", default=None, help="params file (default: ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.core import params
     from pipeline.align.dataset import align_dataset
     from pipeline.align.settings import AlignSettings
 

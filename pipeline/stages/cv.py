@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.core import params
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="a k-fold dataset (split.<dataset>.protocol: kfold), e.g. ckplus")
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stage pretrain's output: <model>/checkpoint.pt for recipes with init: pretrained")
     parser.add_argument("--only", default=None,
                         help="comma-separated models to run instead of cv.<dataset>.models (distilled EAN: ean_distilled)")
-    parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
 
 
 def settings_for(dataset: str, only: str | None, params_file: str | None) -> dict:

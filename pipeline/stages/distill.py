@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.core import params
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset whose trained EAN is the first teacher")
     parser.add_argument("--data", default="data/processed", help="root of the processed shards")
     parser.add_argument("--models", default="models", help="root of the model directories")
-    parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,18 +10,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.core import params
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="fer2013, ckplus, jaffe, rafdb or kdef")
     parser.add_argument("--raw", required=True, type=Path, help="the dataset's native layout, data/raw/<dataset>")
     parser.add_argument("--out", required=True, type=Path, help="output directory, data/interim/<dataset>")
-    parser.add_argument("--params", default=None, help="params file (default: ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
     parser.add_argument("--no-prefect", action="store_true",
                         help="decode chunks in this process instead of as Prefect tasks (same output)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.core import params
     from pipeline.ingest import format_summary, ingest_dataset
     from pipeline.ingest.readers import LayoutError
     from pipeline.runner.flows import window_runner

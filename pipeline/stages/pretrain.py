@@ -17,10 +17,12 @@ import json
 import tempfile
 from pathlib import Path
 
+from pipeline.core import params
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="models/pretrained", help="output directory (one folder per model)")
-    parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

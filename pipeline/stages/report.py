@@ -11,13 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.core import params
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", default=None, help="evaluations root (default: report.eval_dir)")
     parser.add_argument("--raw", default="data/raw", help="raw data root (its sample marker tells the provenance)")
     parser.add_argument("--out", default="reports", help="output directory")
     parser.add_argument("--print", dest="print_table", action="store_true", help="print the results table")
-    parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from pipeline.core import params
+
 SECTIONS: tuple[str, ...] = ("split", "balance", "augment", "shard")
 
 
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset name (fer2013, ckplus, jaffe, rafdb, kdef)")
     parser.add_argument("--aligned", required=True, help="align stage output directory (holds crops.parquet)")
     parser.add_argument("--out", required=True, help="output directory of the shards (replaced atomically)")
-    parser.add_argument("--params", default=None, help="params file (default: $FER_PARAMS or ./params.yaml)")
+    params.add_argument(parser)
     parser.add_argument("--no-prefect", action="store_true",
                         help="process chunks in this process instead of as Prefect tasks (same output)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -28,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_for(dataset: str, params_file: str | None = None):
     """The merged settings of the four sections for ``dataset``."""
-    from pipeline.core import params
     from pipeline.shard.build import Settings
 
     loaded = params.load(params_file)

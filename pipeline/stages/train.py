@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.core import params
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model name (fer_models registry: ean, resatt, ...)")
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="models", help="root of the model directories")
     parser.add_argument("--pretrained", default="models/pretrained",
                         help="stage pretrain's output: <model>/checkpoint.pt for a recipe with init: pretrained")
-    parser.add_argument("--params", default=None, help="params file (default ./params.yaml or $FER_PARAMS)")
+    params.add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

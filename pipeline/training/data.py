@@ -16,9 +16,9 @@ dataset's rows, in unified order, become outputs ``0..K-1``; their names go in t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import torch
 

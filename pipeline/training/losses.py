@@ -88,13 +88,15 @@ def make_loss_fn(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         if mix is not None:
             x = mix.x
         logits = model(x)
-        loss = criterion
+        soft = None
         if teacher is not None:
             with torch.no_grad():
                 soft = teacher(x)
 
-            def loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-                return distillation_loss(out, soft, target, alpha, temperature, hard=criterion)
+        def loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            if soft is None:
+                return criterion(out, target)
+            return distillation_loss(out, soft, target, alpha, temperature, hard=criterion)
 
         return (loss(logits, y) if mix is None else mixup_loss(loss, logits, mix)), logits
 

@@ -101,6 +101,13 @@ def test_online_transform_and_normalisation(ratio):
     assert torch.allclose(norm[0][0], (plain[0][0] - 0.5) / 0.25)
 
 
+def test_an_albumentations_transform_is_a_clear_error(ratio):
+    import albumentations as A
+
+    with pytest.raises(TypeError, match="not an albumentations transform"):
+        ShardDataset(ratio, "test", transform=A.HorizontalFlip(p=1.0))
+
+
 def test_view_and_subset_share_the_rows(ratio):
     ds = ShardDataset(ratio, "train", channels=3, size=None)
     grey = ds.view(channels=1, transform=lambda x: x)
