@@ -47,8 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.core.schema import ParamsError
+
     args = build_parser().parse_args(argv)
-    return int(args._module.run(args) or 0)
+    try:
+        return int(args._module.run(args) or 0)
+    except ParamsError as exc:  # a mistake in params.yaml: one line, no traceback
+        print(f"fer-pipeline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ A chunk is a contiguous range of manifest rows. :func:`align_rows` is the pure f
 one Prefect task: it reads its rows from the manifest itself (so only small
 :class:`ChunkSpec` s travel to Dask workers and the dataset is never held in memory), and writes
 the results atomically into ``<parts>/<key>/`` where ``key`` hashes the chunk's rows, the
-settings and the code version. A re-run finds complete part directories and reuses them; a run
-killed mid-chunk leaves only a temporary directory that is never trusted.
+settings and the code version. A part records the sha256 of each of its files in ``part.json``
+(:data:`PART`); a re-run reuses a part only when every file matches its record
+(:func:`part_problem`), and :func:`read_part_file` checks the bytes again as merging reads them.
+A corrupt, truncated or unrecorded part is recomputed, never merged; a run killed mid-chunk leaves
+only a temporary directory that is never trusted.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ OUTCOMES_SCHEMA = pa.schema([
 CROPS = "crops.parquet"
 OUTCOMES = "outcomes.parquet"
 COUNTS = "counts.json"
+#: a part's record: its key, its row count and the sha256 of each of :data:`PART_FILES`
+PART = "part.json"
+PART_FILES = (CROPS, OUTCOMES, COUNTS)
+
+
+class CorruptPart(RuntimeError):
+    """A part file does not match its record (the message names the file)."""
 
 
 def crops_schema(manifest_schema: pa.Schema) -> pa.Schema:
@@ -79,6 +89,67 @@ class ChunkSpec:
     @property
     def part_dir(self) -> Path:
         return Path(self.parts) / self.key
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _part_record(spec: ChunkSpec) -> dict[str, str]:
+    """The sha256 of each part file, as recorded in ``part.json``; CorruptPart if it is not this chunk's record."""
+    marker = spec.part_dir / PART
+    try:
+        record = json.loads(marker.read_text())
+    except FileNotFoundError:
+        raise CorruptPart(f"{marker}: missing (an incomplete part, or one written before parts were "
+                          "recorded)") from None
+    except (OSError, ValueError) as exc:
+        raise CorruptPart(f"{marker}: unreadable ({exc})") from None
+    files = record.get("sha256") if isinstance(record, dict) else None
+    if (not isinstance(files, dict) or record.get("key") != spec.key or record.get("rows") != spec.stop - spec.start
+            or sorted(files) != sorted(PART_FILES)):
+        raise CorruptPart(f"{marker}: not the record of chunk {spec.key} (rows {spec.start}-{spec.stop})")
+    return files
+
+
+def part_problem(spec: ChunkSpec) -> str | None:
+    """``None`` when ``spec.part_dir`` is complete and every file matches its recorded sha256, else
+    why not (one line naming the file)."""
+    try:
+        files = _part_record(spec)
+        for name in PART_FILES:
+            path = spec.part_dir / name
+            try:
+                digest = sha256_file(path)
+            except OSError as exc:
+                return f"{path}: unreadable ({exc.strerror or exc})"
+            if digest != files[name]:
+                return f"{path}: sha256 differs from {PART} (corrupt or truncated)"
+    except CorruptPart as exc:
+        return str(exc)
+    return None
+
+
+def read_part_file(spec: ChunkSpec, name: str) -> bytes:
+    """The bytes of part file ``name``, checked against the part's record (:class:`CorruptPart` if not)."""
+    expected = _part_record(spec)[name]
+    path = spec.part_dir / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptPart(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise CorruptPart(f"{path}: sha256 differs from {PART} (corrupt or truncated)")
+    return data
+
+
+def read_part_table(spec: ChunkSpec, name: str) -> pa.Table:
+    """A part's Parquet file, from bytes checked against the part's record."""
+    return pq.read_table(pa.BufferReader(read_part_file(spec, name)))
 
 
 def chunk_key(meta: pa.Table, settings: AlignSettings) -> str:
@@ -176,12 +247,12 @@ _THREADS_SET = threading.Lock()
 
 
 def align_chunk(spec: ChunkSpec, settings: AlignSettings) -> dict[str, Any]:
-    """One chunk as a Prefect task: reuse ``spec.part_dir`` when complete, else compute and write it.
+    """One chunk as a Prefect task: reuse ``spec.part_dir`` when it verifies, else compute and (re)write it.
 
     Returns:
         ``{"key", "rows", "reused"}`` (the part directory holds the data).
     """
-    if (spec.part_dir / COUNTS).is_file():
+    if part_problem(spec) is None:
         return {"key": spec.key, "rows": spec.stop - spec.start, "reused": True}
     if settings.threads:
         import torch
@@ -191,9 +262,19 @@ def align_chunk(spec: ChunkSpec, settings: AlignSettings) -> dict[str, Any]:
                 torch.set_num_threads(settings.threads)
     rows = read_rows(spec.manifest, spec.start, spec.stop)
     crops, outcomes, counts = align_rows(rows, settings)
+    files = {CROPS: _parquet_bytes(crops), OUTCOMES: _parquet_bytes(outcomes),
+             COUNTS: json.dumps(counts, sort_keys=True).encode()}
+    record = {"key": spec.key, "rows": len(rows),
+              "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
     with atomic_path(spec.part_dir) as tmp:
         tmp.mkdir()
-        pq.write_table(crops, tmp / CROPS)
-        pq.write_table(outcomes, tmp / OUTCOMES)
-        (tmp / COUNTS).write_text(json.dumps(counts, sort_keys=True))
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        (tmp / PART).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return {"key": spec.key, "rows": len(rows), "reused": False}
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()

@@ -3,8 +3,12 @@
 ``crops.parquet`` and ``outcomes.parquet`` are streamed part by part (one row group per chunk,
 in manifest order) through a ``ParquetWriter``; ``summary.json`` adds up the parts' counts;
 ``contact_sheet.png`` shows a seeded random sample. Each file is written atomically, the
-summary last: it carries the run's fingerprint, so a complete output is recognised and a re-run
-with unchanged inputs and settings does no work.
+summary last. Part files are read through :func:`pipeline.align.chunks.read_part_table`, which
+checks them against their part's record, so a corrupt part is never merged. After the four
+outputs, the merge writes a record of their sha256 and the run's fingerprint (``output.json`` in
+the parts directory, outside the DVC-tracked output so the outputs' bytes stay what they were): a
+re-run with unchanged inputs and settings does no work only when every output file still matches
+it (:func:`output_problem`); otherwise the outputs are merged again.
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ from typing import Any, Sequence
 import pyarrow.parquet as pq
 
 from pipeline.core import atomic
-from pipeline.align.chunks import COUNTS, CROPS, OUTCOMES, OUTCOMES_SCHEMA, ChunkSpec, crops_schema
+from pipeline.align.chunks import (COUNTS, CROPS, OUTCOMES, OUTCOMES_SCHEMA, ChunkSpec, crops_schema, read_part_file,
+                                   read_part_table, sha256_file)
 from pipeline.align.contact_sheet import contact_sheet
 from pipeline.align.policy import OUTCOMES as OUTCOME_NAMES
 from pipeline.align.settings import AlignSettings
 
 SUMMARY = "summary.json"
 CONTACT_SHEET = "contact_sheet.png"
+OUTPUT_FILES = (CROPS, OUTCOMES, CONTACT_SHEET, SUMMARY)
+#: the record of the last merge (fingerprint, sha256 of each of :data:`OUTPUT_FILES`), kept in the parts directory
+OUTPUT_RECORD = "output.json"
 
 
 def run_fingerprint(specs: Sequence[ChunkSpec], settings: AlignSettings) -> str:
@@ -35,33 +43,68 @@ def run_fingerprint(specs: Sequence[ChunkSpec], settings: AlignSettings) -> str:
     return h.hexdigest()
 
 
-def is_complete(out: Path, fingerprint: str) -> bool:
-    """Whether ``out`` already holds the complete outputs of this fingerprint."""
+def output_problem(out: Path, record: Path, fingerprint: str) -> str | None:
+    """``None`` when ``out`` holds the outputs ``record`` lists for this fingerprint, byte for byte;
+    else why not (one line naming the file)."""
     try:
-        summary = json.loads((out / SUMMARY).read_text())
-    except (OSError, ValueError):
-        return False
-    files = (CROPS, OUTCOMES, CONTACT_SHEET)
-    return summary.get("fingerprint") == fingerprint and all((out / f).is_file() for f in files)
+        recorded = json.loads(record.read_text())
+    except FileNotFoundError:
+        return f"{record}: missing (no verified output)"
+    except (OSError, ValueError) as exc:
+        return f"{record}: unreadable ({exc})"
+    files = recorded.get("sha256") if isinstance(recorded, dict) else None
+    if not isinstance(files, dict) or sorted(files) != sorted(OUTPUT_FILES):
+        return f"{record}: not an output record"
+    if recorded.get("fingerprint") != fingerprint:
+        return f"{record}: recorded for other inputs or settings"
+    for name in OUTPUT_FILES:
+        path = out / name
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            return f"{path}: unreadable ({exc.strerror or exc})"
+        if digest != files[name]:
+            return f"{path}: sha256 differs from {record.name} (corrupt, truncated or edited)"
+    return None
+
+
+def is_complete(out: Path, record: Path, fingerprint: str) -> bool:
+    """Whether ``out`` already holds the verified outputs of this fingerprint."""
+    return output_problem(out, record, fingerprint) is None
 
 
 def merge(manifest: Path, specs: Sequence[ChunkSpec], out: Path, dataset: str, settings: AlignSettings,
-          fingerprint: str) -> dict[str, Any]:
-    """Write the four outputs into ``out`` from the complete parts of ``specs``; return the summary."""
+          fingerprint: str, record: Path | None = None) -> dict[str, Any]:
+    """Write the four outputs into ``out`` from the verified parts of ``specs``; return the summary.
+
+    Raises :class:`pipeline.align.chunks.CorruptPart` (naming the file) when a part does not match its
+    record. With ``record``, the outputs' sha256 and ``fingerprint`` are written there last.
+    """
+    if record is not None:
+        record.unlink(missing_ok=True)  # outputs being replaced are unverified until the new record
     out.mkdir(parents=True, exist_ok=True)
     schema = crops_schema(pq.read_schema(manifest))
+    digests = {}
     with atomic.atomic_path(out / CROPS) as tmp:
         with pq.ParquetWriter(tmp, schema) as writer:
             for spec in specs:
-                writer.write_table(pq.read_table(spec.part_dir / CROPS).cast(schema))
+                writer.write_table(read_part_table(spec, CROPS).cast(schema))
+        digests[CROPS] = sha256_file(tmp)
     with atomic.atomic_path(out / OUTCOMES) as tmp:
         with pq.ParquetWriter(tmp, OUTCOMES_SCHEMA) as writer:
             for spec in specs:
-                writer.write_table(pq.read_table(spec.part_dir / OUTCOMES))
+                writer.write_table(read_part_table(spec, OUTCOMES))
+        digests[OUTCOMES] = sha256_file(tmp)
     sheet = settings.sheet
-    atomic.write_bytes(out / CONTACT_SHEET, contact_sheet(out / CROPS, sheet["n"], sheet["tile"], sheet["seed"]))
+    png = contact_sheet(out / CROPS, sheet["n"], sheet["tile"], sheet["seed"])
+    atomic.write_bytes(out / CONTACT_SHEET, png)
     summary = summarise(specs, dataset, settings, fingerprint)
-    atomic.write_text(out / SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    text = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()
+    atomic.write_bytes(out / SUMMARY, text)
+    if record is not None:
+        digests.update({CONTACT_SHEET: hashlib.sha256(png).hexdigest(), SUMMARY: hashlib.sha256(text).hexdigest()})
+        atomic.write_text(record, json.dumps({"fingerprint": fingerprint, "sha256": dict(sorted(digests.items()))},
+                                             indent=1) + "\n")
     return summary
 
 
@@ -77,7 +120,7 @@ def summarise(specs: Sequence[ChunkSpec], dataset: str, settings: AlignSettings,
     """
     per_class: dict[str, Counter] = {}
     for spec in specs:
-        for name, c in json.loads((spec.part_dir / COUNTS).read_text()).items():
+        for name, c in json.loads(read_part_file(spec, COUNTS)).items():
             per_class.setdefault(name, Counter()).update(c)
     total = Counter()
     for c in per_class.values():

@@ -34,13 +34,21 @@ def params_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def load(path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The whole params file as a dict (a clear error when it is missing or not a mapping)."""
+    """The whole params file as a dict, checked against the schema (:mod:`pipeline.core.schema`):
+    a missing file, a file that is not a mapping, an unknown key or a wrong value is a one-line
+    ``ParamsError`` (a ``ValueError``) naming the file and the key."""
+    from pipeline.core.schema import ParamsError, validate
+
     p = params_path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: params file not found (run from the project root or set ${PARAMS_ENV})")
-    data = yaml.safe_load(p.read_text()) or {}
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{p}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ParamsError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    validate(data, p)
     return data
 
 

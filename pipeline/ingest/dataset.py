@@ -61,7 +61,8 @@ def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
         raw: the raw root; a missing or wrongly laid out root raises ``LayoutError`` at once.
         out: the output directory, replaced atomically.
         cfg: ``ingest`` params for the dataset (``chunk_size``, ``window_chunks``, ``window_bytes``,
-            ``chunk_bytes``, ``drop_duplicates``, ``png_level`` and the reader's own keys).
+            ``chunk_bytes``, ``drop_duplicates``, ``png_level``, ``max_pixels``, ``max_side`` and the
+            reader's own keys).
         run_window: runs the decoder over one window of chunks, results in chunk order
             (:func:`pipeline.runner.flows.in_process` or Prefect tasks).
         progress: show a tqdm progress bar (on a terminal).
@@ -70,13 +71,18 @@ def ingest_dataset(dataset: str, raw: Path, out: Path, cfg: dict[str, Any],
 
     from pipeline.ingest.manifest import ManifestWriter
     from pipeline.ingest.readers import Record, get_reader
-    from pipeline.ingest.readers.decode import decode_chunk
+    from pipeline.ingest.readers.decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, decode_chunk
 
+    limits = {key: int(cfg.get(key, default)) for key, default in
+              (("max_pixels", DEFAULT_MAX_PIXELS), ("max_side", DEFAULT_MAX_SIDE))}
+    for key, value in limits.items():
+        if value < 1:  # as the params schema: no switch turns the checks off (a huge value would)
+            raise ValueError(f"ingest.{key}: must be >= 1, got {value}")
     reader = get_reader(dataset)
     scan = reader.scan(Path(raw), cfg)
     chunk_size = int(cfg.get("chunk_size", 256))
     window_chunks = int(cfg.get("window_chunks", 16))
-    decode = partial(decode_chunk, png_level=int(cfg.get("png_level", 3)))
+    decode = partial(decode_chunk, png_level=int(cfg.get("png_level", 3)), **limits)
     with ManifestWriter(out, dataset, chunk_size=chunk_size, chunk_bytes=int(cfg.get("chunk_bytes", 64 << 20)),
                         drop_duplicates=bool(cfg.get("drop_duplicates", True))) as writer, \
             tqdm(total=scan.total, desc=f"ingest {dataset}", unit="img", disable=None if progress else True) as bar:
@@ -105,6 +111,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  per source split: " + ", ".join(f"{k} {v}" for k, v in summary["per_source_split"].items()))
     if summary["per_reason"]:
         lines.append("  quarantined: " + ", ".join(f"{k} {v}" for k, v in summary["per_reason"].items()))
+    if summary.get("downscaled"):
+        lines.append(f"  downscaled {summary['downscaled']} large image(s) to ingest.max_side "
+                     f"(original size in extra.downscaled_from)")
     if summary.get("ignored"):
         ign = summary["ignored"]
         lines.append(f"  ignored {ign['count']} non-image/unused file(s) ({ign['why']}), e.g. "

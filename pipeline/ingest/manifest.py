@@ -77,6 +77,7 @@ class ManifestWriter:
         self.per_split: Counter[str] = Counter()
         self.kept = 0
         self.duplicates_kept = 0
+        self.downscaled = 0
         self._rows: list[dict[str, Any]] = []
         self._row_bytes = 0
         self._quarantine: list[dict[str, str]] = []
@@ -149,12 +150,16 @@ class ManifestWriter:
         self.duplicates_kept += first is not None
         self._ids.add(c.image_id)
         self._first_by_sha.setdefault(result.sha256, (c.image_id, c.label_name))
+        extra = c.extra
+        if result.original_size is not None:  # stored downscaled (ingest.max_side): say so in the row
+            extra = {**extra, "downscaled_from": list(result.original_size)}
+            self.downscaled += 1
         self._rows.append({
             "image_id": c.image_id, "dataset": self.dataset, "label": c.label, "label_name": c.label_name,
             "native_label": c.native_label, "subject": c.subject, "source_split": c.source_split,
             "source": c.source, "width": result.width, "height": result.height, "channels": result.channels,
             "sha256": result.sha256, "image": result.png,
-            "extra": json.dumps(c.extra, sort_keys=True, separators=(",", ":")),
+            "extra": json.dumps(extra, sort_keys=True, separators=(",", ":")),
         })
         self.kept += 1
         self.per_class[c.label_name] += 1
@@ -175,7 +180,8 @@ class ManifestWriter:
 
         Returns the summary: ``read``, ``kept``, ``quarantined``, ``per_class`` (unified label
         order), ``per_reason`` (sorted), ``per_source_split``, ``duplicates_kept`` (images equal to
-        an earlier one, kept because ``drop_duplicates`` is off) and the reader's ``info``.
+        an earlier one, kept because ``drop_duplicates`` is off), ``downscaled`` (kept images stored
+        downscaled to ``ingest.max_side``; only when there are any) and the reader's ``info``.
         """
         table = pa.Table.from_pylist(self._quarantine, schema=QUARANTINE_SCHEMA)
         pq.write_table(table, self._tmp / QUARANTINE, compression="zstd")
@@ -188,6 +194,7 @@ class ManifestWriter:
             "per_reason": dict(sorted(self.per_reason.items())),
             "per_source_split": dict(sorted(self.per_split.items())),
             "duplicates_kept": self.duplicates_kept,
+            **({"downscaled": self.downscaled} if self.downscaled else {}),
             **(info or {}),
         }
         assert summary["read"] == summary["kept"] + summary["quarantined"]

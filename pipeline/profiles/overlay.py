@@ -187,6 +187,12 @@ def compose(base_text: str, name: str, profiles_dir: Path,
     params["profile"] = name
     complete_datasets(params)
     derive_evaluated_runs(params)
+    from pipeline.core.schema import validate as check_schema
+
+    try:
+        check_schema(_plain(params), overlay_file)
+    except ValueError as exc:
+        raise ProfileError(str(exc)) from None
     if validate is not None:
         try:
             validate(_plain(params))

@@ -9,6 +9,7 @@ The work is in :mod:`pipeline.align`.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pipeline.core import params
 
@@ -22,14 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.align.chunks import CorruptPart
     from pipeline.align.dataset import align_dataset
     from pipeline.align.settings import AlignSettings
 
-    settings = AlignSettings.from_dict(params.section("align", args.dataset, path=args.params),
-                                       where=f"align.{args.dataset}")
-    s = align_dataset(args.manifest, args.out, args.dataset, settings, progress=not args.no_progress)
+    try:
+        settings = AlignSettings.from_dict(params.section("align", args.dataset, path=args.params),
+                                           where=f"align.{args.dataset}")
+        s = align_dataset(args.manifest, args.out, args.dataset, settings, progress=not args.no_progress)
+    except (CorruptPart, FileNotFoundError) as exc:
+        print(f"fer-pipeline align: error: {exc}", file=sys.stderr)
+        return 2
     rate = "n/a" if s["detection_rate"] is None else f"{s['detection_rate']:.1%}"
     print(f"align {args.dataset}: {s['images']} images -> detected {s['detected']}, precropped {s['precropped']}, "
           f"fallback {s['fallback']}, quarantined {s['quarantined']}; MTCNN detection rate {rate}; "
-          f"{s['computed']}/{s['chunks']} chunk(s) computed" + (" (up to date)" if not s["computed"] else ""))
+          f"{s['computed']}/{s['chunks']} chunk(s) computed" + (" (up to date)" if s["up_to_date"] else ""))
     return 0

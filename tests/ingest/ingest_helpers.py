@@ -72,3 +72,32 @@ def check_accounting(summary: dict, manifest, quarantine, n_inputs: int) -> None
     assert summary["read"] == summary["kept"] + summary["quarantined"]
     assert summary["per_reason"] == dict(sorted(reasons(quarantine).items()))
     assert sum(summary["per_class"].values()) == summary["kept"]
+
+
+def write_png_bomb(path: Path, side: int = 20000) -> None:
+    """A real decompression bomb: a valid 1-bit grey PNG of ``side`` x ``side`` black pixels whose
+    all-zero rows compress ~1000:1 (20000x20000: a 49 KB file for 400 million pixels), written
+    without ever holding the image (or its 50 MB of raw rows) in memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    z = zlib.compressobj(9)
+    block = row * 500
+    idat = b"".join(z.compress(block) for _ in range(side // 500)) + z.compress(row * (side % 500)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, grey
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def write_flat_jpeg(path: Path, size: tuple[int, int], colour: int = 128, exif_orientation: int = 1) -> None:
+    """A flat grey JPEG of ``size`` (width, height): cheap to make even at 8000x8000 (0.1 s, 64 MB once)."""
+    img = Image.new("L", size, colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    if exif_orientation != 1:
+        exif[0x0112] = exif_orientation
+    img.save(path, format="JPEG", exif=exif)

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from pipeline.ingest.readers.base import Candidate, LayoutError, Quarantined, Reader, Record, Scan
+from pipeline.ingest.readers.base import (
+    Candidate, LayoutError, Quarantined, Reader, Record, Scan, TextFileError,
+)
 from pipeline.ingest.readers.ckplus import CkplusReader
 from pipeline.ingest.readers.fer2013 import Fer2013Reader
 from pipeline.ingest.readers.jaffe import JaffeReader
@@ -25,4 +27,5 @@ def get_reader(name: str) -> Reader:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(READERS)}") from None
 
 
-__all__ = ["READERS", "Candidate", "LayoutError", "Quarantined", "Reader", "Record", "Scan", "get_reader"]
+__all__ = ["READERS", "Candidate", "LayoutError", "Quarantined", "Reader", "Record", "Scan", "TextFileError",
+           "get_reader"]

@@ -10,6 +10,8 @@ while the order of the stream — and so the manifest's bytes — stays fixed.
 from __future__ import annotations
 
 import abc
+import codecs
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +24,19 @@ from pipeline.core.labels import LABEL_NAMES, to_unified
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 
 
+#: how every text file of a dataset (CSV, label file) is read: UTF-8, a leading byte-order mark dropped
+TEXT_ENCODING = "utf-8-sig"
+# byte-order marks of encodings that are not UTF-8 (UTF-32 first: its LE mark starts with UTF-16's)
+_FOREIGN_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                 (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
 class LayoutError(FileNotFoundError):
     """The raw root is missing or is not laid out as the dataset's native layout."""
+
+
+class TextFileError(ValueError):
+    """A text file that is not UTF-8 text; the one-line message names the file and the line."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,11 @@ class Quarantined:
 
 @dataclass(frozen=True)
 class Record:
-    """A decoded, kept image: one manifest row (see docs/architecture.md, "Manifest")."""
+    """A decoded, kept image: one manifest row (see docs/architecture.md, "Manifest").
+
+    ``original_size`` is the (width, height) of an image downscaled to ``ingest.max_side``
+    (recorded in the row's ``extra`` as ``downscaled_from``), None for one stored as it is.
+    """
 
     candidate: Candidate
     width: int
@@ -66,6 +83,7 @@ class Record:
     channels: int
     sha256: str
     png: bytes
+    original_size: tuple[int, int] | None = None
 
 
 ScanItem = Union[Candidate, Quarantined]
@@ -149,3 +167,50 @@ def label_fields(scheme: str, native: str) -> tuple[int, str]:
     label = to_unified(scheme, native)
     return label, LABEL_NAMES[label]
 
+
+
+def text_problem(lines: Iterable[bytes], name: str) -> TextFileError | None:
+    """The first reason why ``lines`` (a text file's raw lines, e.g. a file opened ``"rb"``) are not
+    UTF-8 text, as an error naming ``name`` and the 1-based line; None when they are.
+
+    A UTF-8 byte-order mark is fine; a UTF-16/32 one, a byte that is not UTF-8 (latin-1 ``é``) or a
+    NUL byte (UTF-16 without a byte-order mark, binary data) is not.
+    """
+    for n, raw in enumerate(lines, start=1):
+        if n == 1:
+            for bom, encoding in _FOREIGN_BOMS:
+                if raw.startswith(bom):
+                    return TextFileError(f"{name}: line 1: starts with a {encoding} byte-order mark; "
+                                         f"expected UTF-8 text (save the file as UTF-8)")
+            raw = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+        nul = raw.find(b"\x00")
+        if nul >= 0:
+            return TextFileError(f"{name}: line {n}: NUL byte at byte {nul + 1} "
+                                 f"(UTF-16 text or binary data?); expected UTF-8 text")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return TextFileError(f"{name}: line {n}: byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} is not "
+                                 f"UTF-8 ({exc.reason}; latin-1 or another legacy encoding?); expected UTF-8 text")
+    return None
+
+
+def file_text_problem(path: Path, name: str) -> TextFileError:
+    """Why the file at ``path`` is not UTF-8 text (scanned line by line; call it once reading has failed)."""
+    with open(path, "rb") as fh:
+        return text_problem(fh, name) or TextFileError(f"{name}: not UTF-8 text; expected UTF-8 text")
+
+
+def read_text(path: Path, name: str, max_bytes: int | None = None) -> str:
+    """The text of a small UTF-8 file (a byte-order mark dropped); raises :class:`TextFileError`
+    naming ``name`` and the line when it is not UTF-8 text (see :func:`text_problem`), or when the
+    file is larger than ``max_bytes`` (not read then)."""
+    if max_bytes is not None:
+        size = Path(path).stat().st_size
+        if size > max_bytes:
+            raise TextFileError(f"{name}: {size:,} bytes, more than the {max_bytes:,} expected of this file; not read")
+    data = Path(path).read_bytes()
+    problem = text_problem(io.BytesIO(data), name)
+    if problem is not None:
+        raise problem
+    return data.decode(TEXT_ENCODING)

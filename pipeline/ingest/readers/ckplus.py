@@ -5,6 +5,11 @@
     <root>/cohn-kanade-images/S005/001/S005_001_00000001.png ... S005_001_00000011.png
     <root>/Emotion/S005/001/S005_001_00000011_emotion.txt     (one float: 0..7, see labels.py)
 
+An Emotion file is UTF-8 text (a byte-order mark is dropped) holding one whole number written as a
+float (``3.0000000e+00``). A code that is not a whole number (``7.5``) or outside 0..7 quarantines
+the sequence's frames as ``unknown_label``; a file that is not one number, or not UTF-8 text, as
+``bad_label_file`` (the detail names the file, and the line for an encoding problem).
+
 A labelled sequence's frames are sorted by frame number. The ``peak_frames`` frames ending at the
 labelled (peak) frame take the sequence's label; the first ``neutral_frames`` frames not already
 taken are ``neutral``. Every other frame is accounted for in the quarantine as
@@ -32,15 +37,34 @@ from typing import Any, Iterator
 
 from pipeline.core.labels import NATIVE_TO_UNIFIED, UnknownLabelError
 from pipeline.ingest.readers.base import (
-    Candidate, Quarantined, Reader, Scan, ScanItem, ignored_info, label_fields, list_files,
+    Candidate, Quarantined, Reader, Scan, ScanItem, TextFileError, ignored_info, label_fields, list_files,
+    read_text,
 )
 
 FRAME_RE = re.compile(r"^(S\d{3})_(\d{3})_(\d{8})\.png$", re.IGNORECASE)
 EMOTION_RE = re.compile(r"^(S\d{3})_(\d{3})_(\d{8})_emotion\.txt$", re.IGNORECASE)
+EMOTION_MAX_BYTES = 1024  # an Emotion file holds one number ("   3.0000000e+00", 17 bytes); larger: not read
 CK48_CLASSES = tuple(NATIVE_TO_UNIFIED["ckplus48"])
 # a class folder's name, lower-cased, -> its CK+48 code: the codes and the unified names
 CK48_FOLDERS = {**{unified: code for code, unified in NATIVE_TO_UNIFIED["ckplus48"].items()},
                 **{code: code for code in CK48_CLASSES}}
+
+
+def _emotion_code(text: str, name: str) -> str:
+    """The integer code of an Emotion file's text (``"   3.0000000e+00"`` -> ``"3"``).
+
+    Raises ``ValueError`` for text that is not one number and :class:`UnknownLabelError` for a
+    number that is not a whole one (``7.5`` is no code: never rounded or truncated to one).
+    """
+    stripped = text.strip()
+    try:
+        value = float(stripped)
+    except ValueError:
+        raise ValueError(f"{name}: {stripped[:40]!r} is not one number (expected a label code like "
+                         f"3.0000000e+00)") from None
+    if not value.is_integer():  # also nan and inf
+        raise UnknownLabelError(f"{name}: label code {stripped!r} is not a whole number (codes 0..7)")
+    return str(int(value))
 
 
 class CkplusReader(Reader):
@@ -111,11 +135,15 @@ class CkplusReader(Reader):
             lf = label_files[0]
             rel_lf = lf.relative_to(root).as_posix()
             try:
-                native = str(int(float(lf.read_text().strip())))
+                native = _emotion_code(read_text(lf, rel_lf, max_bytes=EMOTION_MAX_BYTES), rel_lf)
                 label, label_name = label_fields("ckplus", native)
-            except (ValueError, OverflowError) as exc:  # UnknownLabelError is a ValueError too
+            except TextFileError as exc:  # not UTF-8 text: names the file and the line already
+                problem = ("bad_label_file", str(exc))
+            except OSError as exc:  # e.g. a folder named like an Emotion file, no permission
+                problem = ("bad_label_file", f"{rel_lf}: cannot read ({exc.strerror or type(exc).__name__})")
+            except ValueError as exc:  # UnknownLabelError is a ValueError too
                 code = "unknown_label" if isinstance(exc, UnknownLabelError) else "bad_label_file"
-                problem = (code, f"{rel_lf}: {exc}")
+                problem = (code, str(exc) if str(exc).startswith(rel_lf) else f"{rel_lf}: {exc}")
             else:
                 peak_frame = int(EMOTION_RE.match(lf.name).group(3))
                 numbers = [f for f, _ in frames]

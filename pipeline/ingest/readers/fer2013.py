@@ -19,16 +19,22 @@ fields), ``unknown_label``, ``unknown_split``, ``wrong_pixel_count``, ``bad_pixe
 step), ``duplicate`` (writer), ``unlabelled`` (every test.csv row: the Kaggle test file has no
 labels; kept rows must have one, so they are accounted for here — use fer2013.csv or
 icml_face_data.csv to get labelled test rows).
+
+Encoding: UTF-8 (a leading byte-order mark, as Excel writes, is dropped). A file in UTF-16, or
+with a byte that is not UTF-8, stops the run with an error naming the file and the line.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.core.labels import UnknownLabelError
-from pipeline.ingest.readers.base import Candidate, Quarantined, Reader, Scan, ScanItem, label_fields
+from pipeline.ingest.readers.base import (
+    TEXT_ENCODING, Candidate, Quarantined, Reader, Scan, ScanItem, file_text_problem, label_fields, text_problem,
+)
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 SHAPE = (48, 48)
@@ -44,6 +50,11 @@ ALL_FILES = ("fer2013.csv", "icml_face_data.csv", "train.csv", "test.csv")
 def _headers(fieldnames: list[str] | None) -> dict[str, str]:
     """Normalised header name (stripped, lower case) -> header as written in the file."""
     return {name.strip().lower(): name for name in fieldnames or []}
+
+
+def _shown(header: str) -> str:
+    """A header name for a message: as written, or quoted with escapes when it holds invisible characters."""
+    return header if header.isprintable() else repr(header)
 
 
 class Fer2013Reader(Reader):
@@ -83,14 +94,22 @@ class Fer2013Reader(Reader):
         return Scan(layout, self._items(root, used), info)
 
     def _columns(self, path: Path, labelled: bool) -> dict[str, str | None]:
-        """Header names of the pixels/emotion/Usage columns of ``path``; raises on a missing column."""
-        with open(path, newline="") as fh:
-            heads = _headers(next(csv.reader(fh), None))
+        """Header names of the pixels/emotion/Usage columns of ``path``; raises on a missing column
+        or a header line that is not UTF-8 text (UTF-16, a legacy byte)."""
+        with open(path, "rb") as fh:
+            problem = text_problem(itertools.islice(fh, 1), str(path))
+        if problem is not None:
+            raise problem
+        try:
+            with open(path, newline="", encoding=TEXT_ENCODING) as fh:
+                heads = _headers(next(csv.reader(fh), None))
+        except UnicodeDecodeError:  # the first block read holds a later line that is not UTF-8
+            raise file_text_problem(path, str(path)) from None
         needed = ("pixels", "emotion") if labelled else ("pixels",)
         missing = [n for n in needed if n not in heads]
         if missing:
             raise self.layout_error(path, f"CSV header lacks column(s) {', '.join(missing)} "
-                                          f"(found: {', '.join(heads.values()) or 'nothing'})")
+                                          f"(found: {', '.join(map(_shown, heads.values())) or 'nothing'})")
         return {"pixels": heads["pixels"], "emotion": heads.get("emotion"), "usage": heads.get("usage")}
 
     def _items(self, root: Path, files: list[str]) -> Iterator[ScanItem]:
@@ -101,11 +120,15 @@ class Fer2013Reader(Reader):
         labelled = fname != "test.csv"
         cols = self._columns(path, labelled)
         id_prefix = f"fer2013/{Path(fname).stem}/" if kaggle_pair else "fer2013/"
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding=TEXT_ENCODING) as fh:
             reader = csv.DictReader(fh)
             try:
                 yield from self._records(reader, fname, cols, labelled, id_prefix)
+            except UnicodeDecodeError:  # a byte that is not UTF-8: name its line (the decoder reads blocks)
+                raise file_text_problem(path, str(path)) from None
             except csv.Error as exc:  # e.g. a NUL byte or a runaway quoted field: the rest is unreadable
+                if "NUL" in str(exc):
+                    raise file_text_problem(path, str(path)) from None
                 raise ValueError(f"{path}: after line {reader.line_num}: not readable as CSV ({exc})") from None
 
     def _records(self, reader: csv.DictReader, fname: str, cols: dict[str, str | None], labelled: bool,

@@ -12,6 +12,8 @@ image_id ``rafdb/train_00001``, source_split ``train``/``test`` from the name, s
 ``extra`` ``{"variant": ...}``. A label line whose image is missing -> ``missing_image`` (source:
 ``<label file>#line=N``); an image with no label line -> ``unlabelled``; a line that is not
 ``<name> <code>`` -> ``malformed_line``; a name not ``train_NNNNN``/``test_NNNN`` -> ``bad_name``.
+The label file is read as UTF-8 (a leading byte-order mark is dropped); one in UTF-16, or with a
+byte that is not UTF-8, stops the run with an error naming the file and the line.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Iterator
 
 from pipeline.core.labels import UnknownLabelError
 from pipeline.ingest.readers.base import (
-    Candidate, Quarantined, Reader, Scan, ScanItem, ignored_info, label_fields, list_files,
+    Candidate, Quarantined, Reader, Scan, ScanItem, ignored_info, label_fields, list_files, read_text,
 )
 
 LABEL_FILE = "EmoLabel/list_patition_label.txt"
@@ -61,9 +63,12 @@ class RafdbReader(Reader):
                                 "label_file": (top / LABEL_FILE).relative_to(root).as_posix()}
         if others:
             info["ignored"] = ignored_info(others, "not image files")
-        return Scan(layout, self._items(root, top, images, variant), info)
+        # read (and check) the label file now: an encoding error stops the run before any decoding
+        lines = read_text(top / LABEL_FILE, str(top / LABEL_FILE)).splitlines()  # UTF-8, BOM dropped
+        return Scan(layout, self._items(root, top, images, variant, lines), info)
 
-    def _items(self, root: Path, top: Path, images: list[str], variant: str) -> Iterator[ScanItem]:
+    def _items(self, root: Path, top: Path, images: list[str], variant: str,
+               lines: list[str]) -> Iterator[ScanItem]:
         suffix = VARIANTS[variant]
         label_rel = (top / LABEL_FILE).relative_to(root).as_posix()
         # image stem (train_00001) -> its file, for the images of the chosen variant
@@ -82,8 +87,6 @@ class RafdbReader(Reader):
                 continue
             by_stem[stem] = rel
         labelled: set[str] = set()
-        with open(top / LABEL_FILE, newline="") as fh:
-            lines = fh.read().splitlines()
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
