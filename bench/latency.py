@@ -35,13 +35,14 @@ def main() -> int:
 
     import fer_models
     from pipeline.evaluation.latency import latency_vs_reference
+    from pipeline.training.transforms import input_px
 
     torch.set_num_threads(1)
     if args.checkpoint:
         from pipeline.training.checkpoint import load_model
 
         model, ckpt = load_model(args.checkpoint)
-        size = int(ckpt["recipe"]["input"]["size"])
+        size = input_px(ckpt["recipe"]["input"])
         cases = [(f"{ckpt['model']} ({args.checkpoint})", model, (1, int(ckpt["in_chans"]), size, size))]
     else:
         cases = [(f"{name} {kw or ''}".strip(), fer_models.create_model(name, num_classes=7, in_chans=c, **kw).eval(),

@@ -25,12 +25,13 @@ MODELS = ["ean", "resatt", "dnn_cbam", "erfnet_att", "dfnet"]
 def demo_configs(params_file: str | None = None) -> list[tuple[str, int, int, dict]]:
     """``(network, in_chans, input size, model_args)`` of each model's recipe in params.yaml."""
     from pipeline.training.recipe import load_recipe
+    from pipeline.training.transforms import input_px
 
     out = []
     for name in MODELS:
         recipe = load_recipe("train", name, params_file)
         spec = recipe["input"]
-        out.append((recipe.get("arch") or name, int(spec["channels"]), int(spec["size"]),
+        out.append((recipe.get("arch") or name, int(spec["channels"]), input_px(spec),
                     dict(recipe.get("model_args") or {})))
     return out
 

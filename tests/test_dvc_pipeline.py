@@ -187,9 +187,9 @@ def test_changing_one_datasets_align_param_reruns_only_its_downstream(built, tmp
     import pyarrow.parquet as pq
 
     r = built.copy(tmp_path / "param")
-    # `size` on purpose: DVC's run-cache ignores keys named size (treeverse/dvc#10296); the stages'
-    # persist outs keep them out of it, so the change really re-runs instead of checking out old crops
-    set_align_jaffe(r, size=64)
+    # the crop side: `px`, not `size`, which DVC's run-cache ignores (treeverse/dvc#10296): a new value
+    # really re-runs instead of checking out old crops from the run-cache
+    set_align_jaffe(r, px=64)
     ran = ran_stages(r.run("dvc", "repro"))
     assert "align@jaffe" in ran and "shard@jaffe" in ran
     assert not [s for s in ran if s.endswith("@fer2013") or s.startswith("ingest@")], ran
@@ -212,6 +212,29 @@ def test_push_clone_pull_gives_identical_files_and_nothing_to_rebuild(built, tmp
             assert tree_hashes(clone.path, under) == tree_hashes(r.path, under), under
     assert "Data and pipelines are up to date" in clone.run("dvc", "status")
     assert ran_stages(clone.run("dvc", "repro")) == []
+
+
+def test_a_teammate_gets_a_run_from_the_shared_run_cache_instead_of_recomputing(built, tmp_path):
+    """A runs a new align.jaffe setting and pushes the run-cache; B, on the old commit, asks for the
+    same setting and gets A's outputs checked out from the pulled run-cache: nothing recomputed."""
+    a = built.copy(tmp_path / "a")
+    remote = tmp_path / "remote"
+    a.run("dvc", "remote", "add", "-d", "team", str(remote))
+    a.run("git", "commit", "-qam", "remote")
+    a.run("dvc", "push")  # the committed state, as the team shares it
+    b = Repo(tmp_path / "b", {**a.env, "PYTHONPATH": str(tmp_path / "b")}, "")
+    a.run("git", "clone", "-q", str(a.path), str(b.path))
+    set_align_jaffe(a, px=56)
+    assert {"align@jaffe", "shard@jaffe"} <= set(ran_stages(a.run("dvc", "repro", "shard@jaffe")))
+    a.run("dvc", "push", "--run-cache")
+
+    b.run("dvc", "pull", "--run-cache")  # the committed data and the team's runs
+    set_align_jaffe(b, px=56)
+    out = b.run("dvc", "repro", "--pull", "shard@jaffe")  # --pull: a cached run's outputs from the remote
+    assert ran_stages(out) == [], out  # restored, not run
+    assert "align@jaffe' is cached - skipping run" in out and "shard@jaffe' is cached - skipping run" in out
+    for under in ("data/aligned/jaffe", "data/processed/jaffe"):
+        assert tree_hashes(b.path, under) == tree_hashes(a.path, under), under
 
 
 def set_align_jaffe(repo: Repo, **values) -> None:
@@ -258,6 +281,36 @@ def test_a_killed_stage_leaves_no_output_a_rerun_trusts(built, tmp_path):
     assert 0 < computed < chunks, out  # the killed run's complete chunks were reused, the rest computed
     assert "Data and pipelines are up to date" in r.run("dvc", "status")
     assert aligned_content(out_dir) == expected  # same crops as the uninterrupted build
+    leftovers = [p.name for p in (r.path / "data/aligned").rglob("*.tmp")]
+    assert leftovers == [], leftovers  # the killed run's temporary folders are gone
+
+
+def lock_hash(repo: Repo, stage: str) -> str:
+    return yaml.safe_load((repo.path / "dvc.lock").read_text())["stages"][stage]["outs"][0]["md5"]
+
+
+def flip_bytes(path: Path, at: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[at:at + 16] = bytes(b ^ 0xFF for b in data[at:at + 16])
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupted_aligned_output_or_part_is_repaired_never_locked_in(built, tmp_path):
+    r = built.copy(tmp_path / "corrupt")
+    out_dir, parts = r.path / "data/aligned/jaffe", r.path / "data/aligned/.jaffe.parts"
+    good, good_hash = tree_hashes(r.path, "data/aligned/jaffe"), lock_hash(r, "align@jaffe")
+    flip_bytes(out_dir / "crops.parquet")
+    assert "align@jaffe" in r.run("dvc", "status")
+    r.run("dvc", "repro", "-f", "-s", "align@jaffe")
+    assert tree_hashes(r.path, "data/aligned/jaffe") == good and lock_hash(r, "align@jaffe") == good_hash
+    assert "Data and pipelines are up to date" in r.run("dvc", "status")
+
+    flip_bytes(next(parts.rglob("crops.parquet")))  # a chunk part, and the output gone
+    shutil.rmtree(out_dir)
+    out = r.run("dvc", "repro", "-f", "-s", "align@jaffe")  # run it (DVC would check the output out of its cache)
+    computed, chunks = map(int, re.search(r"(\d+)/(\d+) chunk\(s\) computed", out).groups())
+    assert "fail verification" in out and computed == 1 <= chunks, out  # the corrupt part recomputed
+    assert tree_hashes(r.path, "data/aligned/jaffe") == good and lock_hash(r, "align@jaffe") == good_hash
 
 
 # --- dvc.yaml declares the code each stage runs -------------------------------------------------

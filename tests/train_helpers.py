@@ -17,7 +17,7 @@ from pipeline.shard.build import Settings, build
 
 RECIPE: dict[str, Any] = {
     "seed": 0, "device": "cpu", "deterministic": True, "num_workers": 0, "epochs": 2, "batch_size": 8,
-    "input": {"size": 20, "resize": 24, "channels": 1, "mean": [0.5], "std": [0.5]},
+    "input": {"px": 20, "resize": 24, "channels": 1, "mean": [0.5], "std": [0.5]},
     "augment": {"crop": "five", "flip": 0.5},
     "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
     "scheduler": {"name": "plateau", "factor": 0.9, "patience": 1},
@@ -48,7 +48,7 @@ def write_params(path: Path, **recipes: dict[str, Any]) -> Path:
                                  "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}}},
         "evaluate": {"batch_size": 16, "ten_crop": True, "latency": {"runs": 5, "threads": 1},
                      "onnx_tolerance": 1e-3},
-        "align": {"defaults": {"size": 32, "colour": "grey", "margin": 0.25}},
+        "align": {"defaults": {"px": 32, "colour": "grey", "margin": 0.25}},
         "report": {"eval_dir": "eval"},
     }
     path.write_text(yaml.safe_dump(params, sort_keys=False))

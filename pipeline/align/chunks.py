@@ -99,6 +99,21 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def first_mismatch(folder: Path, expected: dict[str, str], record: str, what: str) -> str | None:
+    """The first file of ``expected`` (name -> sha256) under ``folder`` that is unreadable or whose
+    bytes differ from the record, as one line naming it (``what`` says what that may mean); ``None``
+    when all match."""
+    for name, digest in expected.items():
+        path = folder / name
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            return f"{path}: unreadable ({exc.strerror or exc})"
+        if actual != digest:
+            return f"{path}: sha256 differs from {record} ({what})"
+    return None
+
+
 def _part_record(spec: ChunkSpec) -> dict[str, str]:
     """The sha256 of each part file, as recorded in ``part.json``; CorruptPart if it is not this chunk's record."""
     marker = spec.part_dir / PART
@@ -121,17 +136,9 @@ def part_problem(spec: ChunkSpec) -> str | None:
     why not (one line naming the file)."""
     try:
         files = _part_record(spec)
-        for name in PART_FILES:
-            path = spec.part_dir / name
-            try:
-                digest = sha256_file(path)
-            except OSError as exc:
-                return f"{path}: unreadable ({exc.strerror or exc})"
-            if digest != files[name]:
-                return f"{path}: sha256 differs from {PART} (corrupt or truncated)"
     except CorruptPart as exc:
         return str(exc)
-    return None
+    return first_mismatch(spec.part_dir, {name: files[name] for name in PART_FILES}, PART, "corrupt or truncated")
 
 
 def read_part_file(spec: ChunkSpec, name: str) -> bytes:

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import pyarrow.parquet as pq
 
 from pipeline.core import atomic
-from pipeline.align.chunks import (COUNTS, CROPS, OUTCOMES, OUTCOMES_SCHEMA, ChunkSpec, crops_schema, read_part_file,
-                                   read_part_table, sha256_file)
+from pipeline.align.chunks import (COUNTS, CROPS, OUTCOMES, OUTCOMES_SCHEMA, ChunkSpec, crops_schema, first_mismatch,
+                                   read_part_file, read_part_table, sha256_file)
 from pipeline.align.contact_sheet import contact_sheet
 from pipeline.align.policy import OUTCOMES as OUTCOME_NAMES
 from pipeline.align.settings import AlignSettings
@@ -57,15 +57,8 @@ def output_problem(out: Path, record: Path, fingerprint: str) -> str | None:
         return f"{record}: not an output record"
     if recorded.get("fingerprint") != fingerprint:
         return f"{record}: recorded for other inputs or settings"
-    for name in OUTPUT_FILES:
-        path = out / name
-        try:
-            digest = sha256_file(path)
-        except OSError as exc:
-            return f"{path}: unreadable ({exc.strerror or exc})"
-        if digest != files[name]:
-            return f"{path}: sha256 differs from {record.name} (corrupt, truncated or edited)"
-    return None
+    return first_mismatch(out, {name: files[name] for name in OUTPUT_FILES}, record.name,
+                          "corrupt, truncated or edited")
 
 
 def is_complete(out: Path, record: Path, fingerprint: str) -> bool:

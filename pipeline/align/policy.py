@@ -55,7 +55,7 @@ def _finish(crop: np.ndarray, s: AlignSettings) -> np.ndarray:
 
 def _warp(image: np.ndarray, face: Face, s: AlignSettings) -> np.ndarray | None:
     try:
-        return _finish(warp_face(image, face.landmarks, s.size, s.margin, s.interpolation, s.border), s)
+        return _finish(warp_face(image, face.landmarks, s.px, s.margin, s.interpolation, s.border), s)
     except ValueError:
         return None
 
@@ -78,7 +78,7 @@ def align_images(images: Sequence[np.ndarray | None], s: AlignSettings) -> list[
         elif s.policy == "precropped" or (s.precropped_max_side and max(img.shape[:2]) <= s.precropped_max_side):
             if s.verify:
                 to_verify.append(i)
-            results[i] = (_finish(resize_square(img, s.size, s.interpolation), s), Outcome("precropped"))
+            results[i] = (_finish(resize_square(img, s.px, s.interpolation), s), Outcome("precropped"))
         else:
             to_detect.append(i)
 
@@ -96,7 +96,7 @@ def align_images(images: Sequence[np.ndarray | None], s: AlignSettings) -> list[
         elif strategy == "centre_crop":
             for i in pending:
                 why = results[i][1]
-                crop = _finish(centre_crop(images[i], s.size, s.centre_crop, s.interpolation), s)
+                crop = _finish(centre_crop(images[i], s.px, s.centre_crop, s.interpolation), s)
                 results[i] = (crop, Outcome("fallback", why.reason, why.prob, why.box, why.landmarks, why.n_faces))
             pending = []
     return [r for r in results if r is not None]

@@ -77,7 +77,7 @@ class AlignSettings:
         fallback: strategies tried in order when detection finds no face: ``redetect`` (a
             second MTCNN pass with the ``redetect`` settings) and ``centre_crop``; when the
             list is exhausted the image is quarantined with its reason.
-        size: side of the stored square crop in pixels.
+        px: side of the stored square crop in pixels (not ``size``: DVC's run-cache drops keys so named).
         colour: ``grey`` or ``rgb`` crops.
         margin: border around the canonical 5-point template, as a fraction of the template's
             face box on each side (0 = ArcFace-tight crop, 0.25 = the face fills 2/3 of the crop).
@@ -94,7 +94,7 @@ class AlignSettings:
     precropped_max_side: int = 0
     verify: bool = False
     fallback: tuple[str, ...] = ("centre_crop",)
-    size: int = 112
+    px: int = 112
     colour: str = "rgb"
     margin: float = 0.25
     interpolation: str = "area"
@@ -128,7 +128,7 @@ class AlignSettings:
         _check(s.colour in COLOURS, f"{where}.colour must be one of {COLOURS}, got {s.colour!r}")
         _check(s.interpolation in INTERPOLATIONS, f"{where}.interpolation must be one of {INTERPOLATIONS}")
         _check(s.border in BORDERS, f"{where}.border must be one of {BORDERS}, got {s.border!r}")
-        _check(8 <= s.size <= 1024, f"{where}.size must be in [8, 1024], got {s.size}")
+        _check(8 <= s.px <= 1024, f"{where}.px must be in [8, 1024], got {s.px}")
         _check(0 <= s.margin <= 2, f"{where}.margin must be in [0, 2], got {s.margin}")
         _check(0 < s.centre_crop <= 1, f"{where}.centre_crop must be in (0, 1], got {s.centre_crop}")
         _check(s.chunk_rows >= 1 and s.min_input_side >= 1 and s.threads >= 0,

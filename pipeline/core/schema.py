@@ -27,6 +27,10 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
+#: old key -> new key, for a one-line error that names the new one
+RENAMED = {"size": "px"}
+
+
 class ParamsError(ValueError):
     """A params mistake: one line naming the file and the key."""
 
@@ -95,7 +99,7 @@ class Align(Knobs):
     precropped_max_side: NonNegInt = 0
     verify: bool = False
     fallback: list[Literal["redetect", "centre_crop"]] = []
-    size: PosInt = 112
+    px: PosInt = 112
     colour: Literal["grey", "rgb"] = "rgb"
     margin: NonNegFloat = 0.25
     interpolation: Literal["nearest", "linear", "cubic", "area", "lanczos"] = "area"
@@ -148,7 +152,7 @@ class Shard(Knobs):
 
 # --- models --------------------------------------------------------------------------------------
 class Input(Knobs):
-    size: PosInt = 48
+    px: PosInt = 48
     resize: PosInt = 48
     channels: Literal[1, 3] = 1
     mean: list[float] = [0.5]
@@ -337,6 +341,10 @@ def _check(model: type[BaseModel], value: Any, where: str, written: dict[str, An
         if err["type"] == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
             known = parent.model_fields if parent is not None else ()
+            if loc[-1] in RENAMED and RENAMED[loc[-1]] in known:
+                new = ".".join([here, *map(str, loc[:-1]), RENAMED[loc[-1]]])
+                raise ParamsError(f"{path}: renamed to {new} (DVC's run-cache ignores keys named "
+                                  f"{loc[-1]!r}, treeverse/dvc#10296)") from None
             raise ParamsError(f"{path}: unknown key{_suggest(loc[-1], known)}") from None
         if err["type"] == "missing":
             raise ParamsError(f"{path}: required") from None

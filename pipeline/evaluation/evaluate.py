@@ -74,13 +74,13 @@ def evaluate_checkpoint(checkpoint: str | Path, test_rows, out_dir: str | Path, 
     from pipeline.evaluation.scoring import score
     from pipeline.training.checkpoint import load_model
     from pipeline.training.data import with_transform
-    from pipeline.training.transforms import eval_transform
+    from pipeline.training.transforms import eval_transform, input_px
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, ckpt = load_model(checkpoint, "cpu")
     recipe, names = ckpt["recipe"], list(ckpt["label_names"])
-    channels, size = int(ckpt["in_chans"]), int(recipe["input"]["size"])
+    channels, size = int(ckpt["in_chans"]), input_px(recipe["input"])
     if len(test_rows) == 0:
         raise ValueError(f"{name}: no test rows to evaluate {checkpoint} on")
     scores = score(model, ckpt, test_rows, batch_size=int(settings.get("batch_size", 64)),

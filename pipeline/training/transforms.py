@@ -1,6 +1,6 @@
 """Preprocessing and augmentation of a recipe, with torchvision's v2 transforms on uint8 tensors.
 
-A recipe's ``input`` says what the network sees (``resize`` then crop to ``size``, ``channels``
+A recipe's ``input`` says what the network sees (``resize`` then crop to ``px``, ``channels``
 1 or 3, ``mean``/``std``, and ``equalize``: histogram equalisation of every image, in training
 and evaluation alike, against the lighting differences of real photographs); ``augment`` says
 what training adds:
@@ -24,6 +24,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+
+
+def input_px(spec: dict[str, Any]) -> int:
+    """The network's input side, ``input.px`` (``input.size`` in checkpoints written before the
+    rename, which DVC's run-cache forced: it drops keys named ``size``)."""
+    return int(spec["px"] if "px" in spec else spec["size"])
 
 
 class RandomFiveCrop(torch.nn.Module):
@@ -66,7 +72,8 @@ def train_transform(recipe: dict[str, Any]) -> Callable[[torch.Tensor], torch.Te
     from torchvision.transforms import v2
 
     spec, aug = recipe["input"], recipe.get("augment") or {}
-    size, resize = int(spec["size"]), int(spec.get("resize", spec["size"]))
+    size = input_px(spec)
+    resize = int(spec.get("resize", size))
     steps = _prepare(spec, resize)
     crop = aug.get("crop", "none") if resize != size else "none"
     if crop == "five":
@@ -100,7 +107,8 @@ def eval_transform(recipe: dict[str, Any], ten_crop: bool = False) -> Callable[[
     from torchvision.transforms import v2
 
     spec = recipe["input"]
-    size, resize = int(spec["size"]), int(spec.get("resize", spec["size"]))
+    size = input_px(spec)
+    resize = int(spec.get("resize", size))
     norm = v2.Compose(_normalize(spec))
     resize_t = v2.Compose(_prepare(spec, resize))
     if ten_crop:

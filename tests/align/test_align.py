@@ -42,7 +42,7 @@ def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def settings(**kw) -> AlignSettings:
-    return AlignSettings.from_dict({"size": SIZE, "margin": MARGIN, "detection": {"max_side": 512}, **kw})
+    return AlignSettings.from_dict({"px": SIZE, "margin": MARGIN, "detection": {"max_side": 512}, **kw})
 
 
 def eye_angle(points: np.ndarray) -> float:
@@ -80,8 +80,8 @@ def test_rotated_copy_aligns_to_the_same_crop(astronaut):
     assert unaligned < corr - 0.2  # the correlation measures alignment, not just similar colours
 
 
-def test_colour_interpolation_and_size_are_settings(astronaut):
-    grey = settings(colour="grey", size=48, interpolation="cubic", margin=0.1)
+def test_colour_interpolation_and_px_are_settings(astronaut):
+    grey = settings(colour="grey", px=48, interpolation="cubic", margin=0.1)
     (crop, outcome), = align_images([astronaut], grey)
     assert outcome.outcome == "detected" and crop.shape == (48, 48)
 
@@ -148,10 +148,10 @@ def test_precropped_policy_resizes_and_can_verify(astronaut):
     import cv2
 
     face = cv2.resize(cv2.cvtColor(astronaut[30:230, 125:325], cv2.COLOR_RGB2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
-    plain = settings(policy="precropped", size=64, colour="grey")
+    plain = settings(policy="precropped", px=64, colour="grey")
     (crop, outcome), = align_images([face], plain)
     assert crop.shape == (64, 64) and outcome.outcome == "precropped" and outcome.n_faces is None
-    verify = settings(policy="precropped", size=64, colour="grey", verify=True,
+    verify = settings(policy="precropped", px=64, colour="grey", verify=True,
                       detection={"min_side": 96, "pad": 0.25, "min_face_size": 40})
     (_, found), (_, none) = align_images([face, np.zeros((48, 48), np.uint8)], verify)
     assert found.outcome == "precropped" and found.n_faces == 1 and found.prob > 0.9
@@ -207,7 +207,7 @@ def stage_run(tmp_path_factory, astronaut, prefect_harness):
     write_manifest(root / "interim", items, dataset="jaffe")
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump({
-        "align": {"defaults": {"size": 64, "chunk_rows": 3, "detection": {"max_side": 320}},
+        "align": {"defaults": {"px": 64, "chunk_rows": 3, "detection": {"max_side": 320}},
                   "jaffe": {"colour": "grey", "contact_sheet": {"n": 4, "tile": 32}}},
         "flow": {"runner": {"kind": "threads", "max_workers": 2}},
     }))
@@ -293,7 +293,7 @@ def test_changed_params_recompute_and_prune_old_parts(stage_run, tmp_path, monke
     monkeypatch.setattr(flows, "run_chunks", sequential)
     params_file = tmp_path / "params.yaml"
     p = yaml.safe_load(Path(argv[argv.index("--params") + 1]).read_text())
-    p["align"]["jaffe"]["size"] = 40
+    p["align"]["jaffe"]["px"] = 40
     params_file.write_text(yaml.safe_dump(p))
     parts = root / "aligned" / ".jaffe.parts"
     old = {d.name for d in parts.iterdir() if d.is_dir()}

@@ -29,7 +29,7 @@ def test_every_face_in_the_photo_is_found(name, realdata, project_root):
     faces = align_faces(decode_rgb(path.read_bytes()), s)
     assert len(faces) == EXPECTED_FACES[name]
     for crop, outcome in faces:
-        assert outcome.prob > 0.95 and crop.shape == (s.size, s.size, 3)
+        assert outcome.prob > 0.95 and crop.shape == (s.px, s.px, 3)
     boxes = [o.box for _, o in faces]  # distinct people, not one face twice
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:

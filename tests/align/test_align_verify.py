@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def settings() -> AlignSettings:
-    return AlignSettings.from_dict({"size": 48, "chunk_rows": 2, "detection": {"max_side": 256},
+    return AlignSettings.from_dict({"px": 48, "chunk_rows": 2, "detection": {"max_side": 256},
                                     "contact_sheet": {"n": 4, "tile": 24}})
 
 

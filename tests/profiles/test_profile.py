@@ -51,7 +51,7 @@ def test_paper_overlay_changes_only_its_keys_and_keeps_comments(project):
     demo = params.load(project / "params.yaml")
     switch("paper", project / "params.yaml")
     paper = params.load(project / "params.yaml")
-    assert params.section("align", "kdef", paper)["size"] == 224
+    assert params.section("align", "kdef", paper)["px"] == 224
     assert params.section("align", "jaffe", paper) == params.section("align", "jaffe", demo)
     resatt = params.section("train", "resatt", paper)
     assert (resatt["epochs"], resatt["batch_size"], resatt["optimizer"]["lr"]) == (50, 64, 1.0e-4)
@@ -126,7 +126,7 @@ def test_unknown_profile(project):
 
 def test_hand_edited_params_are_not_overwritten_without_force(project):
     switch("paper", project / "params.yaml")
-    edited = (project / "params.yaml").read_text().replace("size: 224", "size: 200", 1)
+    edited = (project / "params.yaml").read_text().replace("px: 224", "px: 200", 1)
     (project / "params.yaml").write_text(edited)
     with pytest.raises(ProfileError, match="edited after switching"):
         switch("demo", project / "params.yaml")

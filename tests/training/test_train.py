@@ -251,7 +251,7 @@ def test_recipe_teacher_must_exist_and_read_the_same_input(ratio_data, tmp_path)
     recipe = {**RECIPE, "epochs": 1, "teacher": {"model": "ean", "alpha": 0.5, "temperature": 2}}
     with pytest.raises(FileNotFoundError, match="no trained checkpoint at .*missing"):
         train_model(data, "ean", recipe, tmp_path / "s", dataset="ckplus", teacher_path=tmp_path / "missing" / "c.pt")
-    other = {**RECIPE, "epochs": 1, "input": {**RECIPE["input"], "size": 24}}
+    other = {**RECIPE, "epochs": 1, "input": {**RECIPE["input"], "px": 24}}
     train_model(data, "ean", other, tmp_path / "t", dataset="ckplus")
     with pytest.raises(ValueError, match="must see the same batches"):
         train_model(data, "ean", recipe, tmp_path / "s", dataset="ckplus", teacher_path=tmp_path / "t" / "checkpoint.pt")

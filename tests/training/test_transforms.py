@@ -5,7 +5,7 @@ import torch
 
 from pipeline.training.transforms import eval_transform, train_transform
 
-GREY = {"size": 44, "resize": 48, "channels": 1, "mean": [0.5], "std": [0.5]}
+GREY = {"px": 44, "resize": 48, "channels": 1, "mean": [0.5], "std": [0.5]}
 
 
 def _img(seed: int = 0) -> torch.Tensor:
