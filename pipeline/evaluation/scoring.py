@@ -43,10 +43,11 @@ def score(model: torch.nn.Module, ckpt: dict[str, Any], rows: ShardDataset, *, b
     from pipeline.training.transforms import eval_transform
 
     recipe, channels, device = ckpt["recipe"], int(ckpt["in_chans"]), torch.device(device)
-    plain = with_transform(rows, channels, eval_transform(recipe))
+    classes = list(ckpt["label_names"])  # labels in the order of the model's outputs
+    plain = with_transform(rows, channels, eval_transform(recipe), classes)
     centre, y = predict_proba(model, make_loader(plain, batch_size, shuffle=False), device)
     ten = None
     if ten_crop:
-        crops = with_transform(rows, channels, eval_transform(recipe, ten_crop=True))
+        crops = with_transform(rows, channels, eval_transform(recipe, ten_crop=True), classes)
         ten, _ = predict_proba(model, make_loader(crops, max(1, batch_size // 10), shuffle=False), device)
     return Scores(y, centre, ten)

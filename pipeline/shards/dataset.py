@@ -28,7 +28,6 @@ fit in ``cache_mb``).
 
 from __future__ import annotations
 
-import copy
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -185,24 +184,42 @@ class ShardDataset(_TorchDataset):
         self._reset_state()
 
     def view(self, *, transform: Callable[..., Any] | None = None, channels: int | None = None,
-             cache_decoded: bool | None = None) -> "ShardDataset":
-        """The same rows and classes with another ``transform`` (and ``channels``, decoded cache)."""
+             cache_decoded: bool | None = None, classes: Sequence[str] | None = None) -> "ShardDataset":
+        """The same rows with another ``transform`` (and ``channels``, decoded cache, or ``classes``:
+        e.g. a checkpoint's, whose output order the labels then follow; a row of another class is
+        an error).
+
+        A view shares this dataset's open files, PNG bytes and decoded images (keyed by channels):
+        the train and evaluation transforms of the same rows, or the rounds of a distillation,
+        read and decode each image once."""
         _check_transform(transform)
-        out = copy.copy(self)
+        out = self._clone()
         out.transform = transform
+        if classes is not None and list(classes) != self.classes:
+            names, out.unified_to_index = contiguous_labels(classes)
+            unknown = sorted({LABEL_NAMES[u] for u in map(self.unified_label, range(len(self)))} - set(names))
+            if unknown:
+                raise ValueError(f"{self.root}: labels {unknown} are not among the classes {names}")
+            out.targets = [out.unified_to_index[self.unified_label(i)] for i in range(len(self))]
+            out.classes, out._unified = names, [LABEL_INDEX[n] for n in names]
         if channels is not None:
             if channels not in (1, 3):
                 raise ValueError(f"channels must be 1 or 3, got {channels}")
             out.channels = channels
         if cache_decoded is not None:
             out.cache_decoded = bool(cache_decoded)
-        out._reset_state()
+        return out
+
+    def _clone(self) -> "ShardDataset":
+        """A shallow copy that keeps the per-process state (copy.copy would pickle it away)."""
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__dict__)
         return out
 
     def subset(self, indices: Sequence[int]) -> "ShardDataset":
         """The samples ``indices`` (in that order) as a dataset of their own, classes unchanged."""
         idx = np.asarray(indices, dtype=np.int64)
-        out = copy.copy(self)
+        out = self._clone()
         out._file, out._row, out._group = self._file[idx], self._row[idx], self._group[idx]
         out.targets = [self.targets[int(i)] for i in idx]
         out.image_ids = [self.image_ids[int(i)] for i in idx]
@@ -220,7 +237,7 @@ class ShardDataset(_TorchDataset):
         self._png: list[bytes] | None = None
         self._fits: bool | None = None  # whether the selection fits in cache_mb (decided on first use)
         self._groups: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
-        self._decoded: dict[int, np.ndarray] = {}
+        self._decoded: dict[tuple[int, int], np.ndarray] = {}  # (channels, sample) -> image, shared by views
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -278,8 +295,9 @@ class ShardDataset(_TorchDataset):
 
     def image(self, i: int) -> np.ndarray:
         """Sample ``i`` decoded as uint8 (H x W grey or H x W x 3 RGB), resized to ``size``."""
-        if i in self._decoded:
-            return self._decoded[i]
+        key = (self.channels, i)
+        if key in self._decoded:
+            return self._decoded[key]
         import cv2
 
         try:
@@ -291,7 +309,7 @@ class ShardDataset(_TorchDataset):
             shrink = h < img.shape[0] or w < img.shape[1]
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         if self.cache_decoded:
-            self._decoded[i] = img
+            self._decoded[key] = img
         return img
 
     def __getitem__(self, i: int):

@@ -31,8 +31,8 @@ class SplitData:
     """The rows of one run by role (selections of the one shard dataset,
     :class:`~pipeline.shards.dataset.ShardDataset`), the class mapping and a fingerprint of the data.
 
-    ``validation`` and ``test`` may be empty (no such part). :meth:`for_training` and friends give
-    the datasets the training loop and the scoring read: the same rows with a recipe's transform.
+    ``validation`` may be empty (no such part). :func:`with_transform` gives the datasets the
+    training loop and the scoring read: the same rows through a recipe's transform.
     """
 
     train: ShardDataset
@@ -60,10 +60,12 @@ def data_fingerprint(*parts: ShardDataset) -> str:
     return h.hexdigest()[:16]
 
 
-def with_transform(ds: ShardDataset, channels: int, transform: Callable[[torch.Tensor], torch.Tensor]) -> ShardDataset:
+def with_transform(ds: ShardDataset, channels: int, transform: Callable[[torch.Tensor], torch.Tensor],
+                   classes: list[str] | None = None) -> ShardDataset:
     """``ds`` decoded with ``channels`` and fed through ``transform`` (a recipe's train or eval
-    transform); decoded images stay in memory, so epochs after the first skip decoding."""
-    return ds.view(transform=transform, channels=channels, cache_decoded=True)
+    transform), labelled in the order of ``classes`` when given (a checkpoint's outputs); decoded
+    images stay in memory, so epochs after the first skip decoding."""
+    return ds.view(transform=transform, channels=channels, cache_decoded=True, classes=classes)
 
 
 def make_loader(dataset, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,

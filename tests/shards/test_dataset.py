@@ -101,6 +101,35 @@ def test_online_transform_and_normalisation(ratio):
     assert torch.allclose(norm[0][0], (plain[0][0] - 0.5) / 0.25)
 
 
+def test_views_decode_each_image_once(ratio, monkeypatch):
+    import pipeline.shards.dataset as shard_dataset
+
+    base = ShardDataset(ratio, "test", channels=1, size=None)
+    plain = base.view(transform=lambda x: x, cache_decoded=True)
+    first = [plain[i][0] for i in range(len(plain))]
+    calls = []
+    real = shard_dataset.decode_image
+    monkeypatch.setattr(shard_dataset, "decode_image", lambda data, channels: calls.append(channels) or real(data, channels))
+    doubled = base.view(transform=lambda x: x * 2, cache_decoded=True)  # another transform, the same rows
+    assert all(torch.equal(doubled[i][0], first[i] * 2) for i in range(len(doubled))) and calls == []
+    colour = base.view(transform=lambda x: x, channels=3, cache_decoded=True)
+    assert colour[0][0].shape[0] == 3 and calls == [3]  # other channels: decoded for them
+
+
+def test_a_view_in_a_checkpoints_classes_follows_its_order_and_refuses_others(ratio):
+    from pipeline.core.labels import LABEL_NAMES
+
+    ds = ShardDataset(ratio, "test", channels=3, size=None)
+    extra = next(n for n in LABEL_NAMES if n not in ds.classes)
+    wider = ds.view(classes=[extra, *ds.classes])  # a model with one more output
+    assert wider.classes == [n for n in LABEL_NAMES if n in {extra, *ds.classes}]  # in unified order
+    assert [wider.classes[t] for t in wider.targets] == [ds.classes[t] for t in ds.targets]
+    assert wider.targets != ds.targets or wider.classes.index(extra) == len(ds.classes)
+    assert wider.unified_label(0) == ds.unified_label(0)
+    with pytest.raises(ValueError, match=f"labels \\['{ds.classes[-1]}'\\] are not among the classes"):
+        ds.view(classes=ds.classes[:-1])
+
+
 def test_an_albumentations_transform_is_a_clear_error(ratio):
     import albumentations as A
 
