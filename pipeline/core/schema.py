@@ -359,7 +359,7 @@ def _entries(params: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[st
     return sec, defaults
 
 
-def _check_per_dataset(params: dict[str, Any], name: str, datasets: list[str]) -> None:
+def _check_per_dataset(params: dict[str, Any], name: str) -> None:
     sec, defaults = _entries(params, name)
     allowed = [*DATASETS, *EXTRA_ENTRIES.get(name, ())]  # entries of datasets a profile leaves out stay
     models = PER_DATASET[name]
@@ -425,7 +425,7 @@ def validate(params: dict[str, Any], source: str | Path = "params.yaml") -> None
             raise ParamsError(f"datasets: expected a list of {', '.join(DATASETS)}, got {datasets!r}")
         for name in PER_DATASET:
             if name in params:
-                _check_per_dataset(params, name, datasets)
+                _check_per_dataset(params, name)
         for name, model in PLAIN.items():
             if name in params:
                 _check(model, params[name] or {}, name)

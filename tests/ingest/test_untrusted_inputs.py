@@ -138,11 +138,20 @@ def test_default_limits_keep_every_real_dataset_image():
 
 
 @pytest.mark.parametrize("key, value", [("max_side", 0), ("max_side", -1), ("max_pixels", 0)])
-def test_limits_below_one_are_refused(tmp_path, key, value):
+def test_limits_below_one_are_refused(tmp_path, capsys, key, value):
+    """The params schema refuses them before anything is read: one line naming the key, no output."""
+    import yaml
+
     root = tmp_path / "ck48"
     ck48_tree(root, 1)
-    with pytest.raises(ValueError, match=f"ingest.{key}: must be >= 1, got {value}"):
-        ingest("ckplus", root, tmp_path / "out", **{key: value})
+    doc = yaml.safe_load(PARAMS.read_text())
+    doc["ingest"]["defaults"][key] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc))
+    code = cli.main(["ingest", "ckplus", "--raw", str(root), "--out", str(tmp_path / "out"),
+                     "--params", str(tmp_path / "params.yaml"), "--no-prefect"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"ingest.defaults.{key}: input should be greater than or equal to 1, got {value}" in err
+    assert err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
