@@ -32,6 +32,7 @@ from pipeline.core.atomic import write_text
 from pipeline.evaluation.cv_table import duration, results_table
 from pipeline.training.runs import DISTILLED
 
+
 @dataclass
 class FoldScore:
     """One model's result on one test fold."""

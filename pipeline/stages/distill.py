@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.core import params
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset whose trained EAN is the first teacher")
     parser.add_argument("--data", default="data/processed", help="root of the processed shards")

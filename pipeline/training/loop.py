@@ -24,6 +24,7 @@ from pipeline.training.losses import LossFn
 from pipeline.training.optim import step_scheduler
 from pipeline.training.recipe import rng_state, set_rng_state
 
+
 @dataclass
 class FitResult:
     """What :func:`fit` hands back: the selected weights and the per-epoch history."""
