@@ -31,7 +31,8 @@ from pipeline.training.data import SplitData, make_loader, with_transform
 from pipeline.training.losses import make_loss_fn, mixup_alpha
 from pipeline.training.loop import fit, predict_proba, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
-from pipeline.training.recipe import fingerprint, resolve_device, seed_everything
+from pipeline.core.device import resolve_device
+from pipeline.training.recipe import fingerprint, seed_everything
 from pipeline.training.train_model import make_loaders
 from pipeline.training.transforms import eval_transform
 

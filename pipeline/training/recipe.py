@@ -48,15 +48,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def resolve_device(name: str | None) -> "torch.device":  # noqa: F821
-    """``auto`` (or empty) means CUDA when present, else CPU; otherwise the named device."""
-    import torch
-
-    if not name or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def seed_everything(seed: int, deterministic: bool = True) -> "torch.Generator":  # noqa: F821
     """Seed Python, NumPy and torch; make torch deterministic where it can be.
 

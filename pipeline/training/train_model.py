@@ -17,7 +17,8 @@ from pipeline.training.data import SplitData, make_loader, with_transform
 from pipeline.training.losses import build_criterion, make_loss_fn, mixup_alpha
 from pipeline.training.loop import FitResult, fit, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
-from pipeline.training.recipe import fingerprint, init_of, resolve_device, seed_everything
+from pipeline.core.device import resolve_device
+from pipeline.training.recipe import fingerprint, init_of, seed_everything
 from pipeline.training.transforms import eval_transform, train_transform
 
 
