@@ -41,6 +41,11 @@ NATIVE_TO_UNIFIED: dict[str, dict[str, str]] = {
         "0": "anger", "1": "disgust", "2": "fear", "3": "happiness",
         "4": "sadness", "5": "surprise", "6": "neutral",
     },
+    # FER2013's image-folder edition (Kaggle "FER-2013"): one folder per class
+    "fer2013_folders": {
+        "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
+        "sad": "sadness", "surprise": "surprise", "neutral": "neutral",
+    },
     "ckplus": {
         "0": "neutral", "1": "anger", "2": "contempt", "3": "disgust",
         "4": "fear", "5": "happiness", "6": "sadness", "7": "surprise",

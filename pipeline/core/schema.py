@@ -59,7 +59,7 @@ class Ingest(Knobs):
 
 
 class IngestFer2013(Ingest):
-    file: str = "auto"
+    file: Literal["auto", "fer2013.csv", "icml_face_data.csv", "train.csv", "folders"] = "auto"
 
 
 class IngestCkplus(Ingest):
@@ -183,6 +183,7 @@ class Scheduler(Knobs):
     name: Literal["none", "plateau", "cosine"] = "none"
     factor: Annotated[float, Field(gt=0, lt=1)] = 0.9
     patience: NonNegInt = 2
+    monitor: Literal["train_loss", "val_loss", "val_acc"] = "train_loss"
 
 
 class Loss(Knobs):

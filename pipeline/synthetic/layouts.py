@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from pipeline.core.labels import LABEL_NAMES, UNIFIED_TO_NATIVE
+from pipeline.core.labels import LABEL_NAMES, NATIVE_TO_UNIFIED, UNIFIED_TO_NATIVE
 from pipeline.synthetic.expressions import expression_knobs, smoothstep
 from pipeline.synthetic.faces import Identity, Scene, sample_identity
 from pipeline.synthetic.photo import (Camera, background, encode_jpeg, encode_png, encode_tiff, picture,
@@ -110,14 +110,16 @@ def write_fer2013(root: Path, per_class: int, seed: int,
 
     ``files`` picks any of ``fer2013`` (the original Kaggle file), ``icml``
     (``icml_face_data.csv``: ``emotion, Usage, pixels`` with leading spaces in the header, as
-    torchvision's ``FER2013`` reads it) and ``kaggle`` (the competition pair ``train.csv`` with
-    ``emotion,pixels`` for the Training rows, ``test.csv`` with ``pixels`` only for the rest).
+    torchvision's ``FER2013`` reads it), ``kaggle`` (the competition pair ``train.csv`` with
+    ``emotion,pixels`` for the Training rows, ``test.csv`` with ``pixels`` only for the rest) and
+    ``folders`` (the image-folder edition: ``train/<class>/Training_<n>.jpg``,
+    ``test/<class>/PublicTest_<n>.jpg`` and ``PrivateTest_<n>.jpg``, n the row's 0-based index).
     Lines end with ``\\n``; pixel strings hold 2304 space-separated values of a 48x48 grey image.
     """
     files = list(files)
-    unknown = set(files) - {"fer2013", "icml", "kaggle"}
+    unknown = set(files) - {"fer2013", "icml", "kaggle", "folders"}
     if unknown:
-        raise ValueError(f"fer2013: unknown file variant(s) {sorted(unknown)} (known: fer2013, icml, kaggle)")
+        raise ValueError(f"fer2013: unknown file variant(s) {sorted(unknown)} (known: fer2013, icml, kaggle, folders)")
     rows = fer2013_rows(per_class, seed)
     written: list[str] = []
     if "fer2013" in files:
@@ -131,6 +133,13 @@ def write_fer2013(root: Path, per_class: int, seed: int,
         test = "pixels\n" + "".join(f"{p}\n" for e, p, u in rows if u != "Training")
         _write(root, "train.csv", train.encode(), written)
         _write(root, "test.csv", test.encode(), written)
+    if "folders" in files:
+        folder_of = {unified: folder for folder, unified in NATIVE_TO_UNIFIED["fer2013_folders"].items()}
+        for n, (code, pix, usage) in enumerate(rows):
+            grey = np.array(pix.split(), np.uint8).reshape(48, 48)
+            folder = folder_of[NATIVE_TO_UNIFIED["fer2013"][str(code)]]
+            _write(root, f"{'train' if usage == 'Training' else 'test'}/{folder}/{usage}_{n}.jpg",
+                   encode_jpeg(grey, 95), written)
     return written
 
 

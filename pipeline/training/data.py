@@ -133,9 +133,30 @@ def load_split_data(root: str | Path, fold: int | None = None, *, validation_fol
         f = -1
         train = ShardDataset(root, split="train", include_augmented=derived_rows, size=None)
         classes = train.classes
-        test = ShardDataset(root, split="test", size=None, classes=classes)
+        test = (ShardDataset(root, split="test", size=None, classes=classes)
+                if shard_files(root, "test") else None)
         val = (ShardDataset(root, split="validation", size=None, classes=classes)
                if shard_files(root, "validation") else None)
     val = train.subset([]) if val is None else val  # no validation part: an empty one
+    test = train.subset([]) if test is None else test  # no test part (FER2013 without PrivateTest): an empty one
+    check_roles(train, val, test, root)
     label_ids = [LABEL_INDEX[name] for name in classes]
     return SplitData(train, val, test, label_ids=label_ids, fingerprint=data_fingerprint(train, val, test), fold=f)
+
+
+class RoleError(ValueError):
+    """A row that would both make a choice (train or select a model) and be tested."""
+
+
+def check_roles(train: ShardDataset, validation: ShardDataset, test: ShardDataset, root: str | Path) -> None:
+    """Refuse a run whose test rows also train or select: every choice of training (the epoch kept,
+    the plateau of the learning rate, the distillation rounds' stop) reads the training and
+    validation parts only, so a test row there (e.g. a FER2013 PrivateTest row) would leak into the
+    choices. The shards' split and fold columns make this impossible by construction; this check keeps
+    it so, whatever a hand-made or future shard directory holds."""
+    tested = set(test.image_ids)
+    for role, part in (("validation", validation), ("train", train)):
+        leaked = tested.intersection(part.image_ids)
+        if leaked:
+            raise RoleError(f"{root}: {len(leaked)} test row(s) also in the {role} part, e.g. "
+                            f"{sorted(leaked)[0]} (the split must keep test rows out of every choice)")

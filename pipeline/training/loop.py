@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,8 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
         run_key: identity of the run; a ``last.pt`` with another key is ignored (and replaced).
         generator: the DataLoader's shuffling generator (its state is checkpointed).
         live: a ``dvclive.Live`` (or None) receiving ``train/loss``, ``train/acc``, ``val/loss``,
-            ``val/acc`` and ``lr`` per epoch.
+            ``val/acc``, ``lr`` and ``train/images_per_second`` (the training pass, validation
+            excluded) per epoch.
         stop_after_epoch: stop (as if interrupted) after this epoch; for tests of resuming.
         channels_last: train in NHWC memory layout (the recipe's ``channels_last``): the same
             results run to run, faster on CPU (bench/train_speed.py, quiet 2 cores: 1.1-1.5x).
@@ -148,10 +150,12 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
         generator.set_state(state["generator"])
     bar = _progress(range(start, epochs), desc, initial=start, total=epochs)
     for epoch in bar:
+        started = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, train_loader, loss_fn, optimizer, device, memory_format, ema)
+        train_seconds = time.perf_counter() - started
         val_loss, val_acc = _val_epoch(evaluated, val_loader, device, nll)
         lr = optimizer.param_groups[0]["lr"]
-        step_scheduler(scheduler, train_loss)
+        step_scheduler(scheduler, {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc})
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
         history.append(row)
@@ -163,6 +167,8 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimize
             for name in ("train_loss", "train_acc", "val_loss", "val_acc"):
                 live.log_metric(name.replace("_", "/", 1), row[name])
             live.log_metric("lr", lr)
+            # throughput of the training pass alone; logged only (the history stays deterministic)
+            live.log_metric("train/images_per_second", len(train_loader.dataset) / max(train_seconds, 1e-9))
             live.next_step()
         save_torch({"run_key": run_key, "epoch": epoch + 1, "model": model.state_dict(),
                     "ema": ema.state_dict() if ema is not None else None, "optimizer": optimizer.state_dict(),

@@ -1,22 +1,37 @@
-"""FER2013: 48x48 grey faces stored as pixel strings in a CSV file.
+"""FER2013: 48x48 grey faces, as pixel strings in a CSV file or as one JPEG per face in class folders.
 
-Native files (any one of them in the raw root; columns are found by header name, never position):
+Native layouts (in the raw root; CSV columns are found by header name, never position):
 
 * ``fer2013.csv`` — ``emotion,pixels,Usage`` (the original Kaggle/ICML release);
 * ``icml_face_data.csv`` — ``emotion, Usage, pixels`` (same data, headers with leading spaces);
 * ``train.csv`` (``emotion,pixels``, the Training rows) + ``test.csv`` (``pixels`` only: the
-  PublicTest and PrivateTest rows, **without labels**).
+  PublicTest and PrivateTest rows, **without labels**);
+* ``folders`` — the image-folder edition most users download today (Kaggle "FER-2013")::
 
-Which file is read: parameter ``file`` (``auto`` = the first present of ``fer2013.csv``,
-``icml_face_data.csv``, ``train.csv``+``test.csv`` — torchvision's precedence). Files present but
-not read hold the same images again; summary.json lists them under ``ignored``.
+      <root>/train/<class>/Training_3908.jpg
+      <root>/test/<class>/PublicTest_12345.jpg  and  PrivateTest_67890.jpg
 
-Rows: image_id ``fer2013/row000123`` (1-based data row; ``fer2013/train/row000123`` and
+  class folders ``angry disgust fear happy neutral sad surprise``, in any case.
+
+Which one is read: parameter ``file`` (``auto`` = the first present of ``fer2013.csv``,
+``icml_face_data.csv``, ``train.csv``+``test.csv`` — torchvision's precedence — then ``folders``).
+Files present but not read hold the same images again; summary.json lists them under ``ignored``.
+
+CSV rows: image_id ``fer2013/row000123`` (1-based data row; ``fer2013/train/row000123`` and
 ``fer2013/test/row000123`` for the Kaggle pair, whose row numbers are their own), source
 ``fer2013.csv#row=123``, source_split = Usage (``Training`` for every train.csv row).
+Folder images: image_id ``fer2013/<part>/<class>/<stem>`` (the relative path, so two class folders may
+hold equal names), source the relative path, source_split the official Usage taken from the file-name
+prefix (``Training_``, ``PublicTest_``, ``PrivateTest_``, any case); a file without one takes its
+folder's name (``train`` or ``test``: map them in ``split.fer2013.source_map``; a ``test`` folder
+without prefixes cannot tell PublicTest from PrivateTest, so nothing is guessed). ``extra.part`` is
+the folder. Non-image files are listed under ``ignored``.
+
 Quarantine reasons: ``malformed_row`` (missing fields, e.g. a truncated last line, or extra
-fields), ``unknown_label``, ``unknown_split``, ``wrong_pixel_count``, ``bad_pixels`` (decode
-step), ``duplicate`` (writer), ``unlabelled`` (every test.csv row: the Kaggle test file has no
+fields), ``unknown_label`` (a code or class folder the scheme lacks), ``unknown_split``,
+``wrong_pixel_count``, ``bad_pixels`` (decode step), ``bad_name`` (an image not directly in
+``<part>/<class>/``), the decode step's image reasons (``unreadable_image``, ``empty_file``, ...),
+``duplicate`` (writer), ``unlabelled`` (every test.csv row: the Kaggle test file has no
 labels; kept rows must have one, so they are accounted for here — use fer2013.csv or
 icml_face_data.csv to get labelled test rows).
 
@@ -28,12 +43,14 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipeline.core.labels import UnknownLabelError
+from pipeline.core.labels import NATIVE_TO_UNIFIED, UnknownLabelError
 from pipeline.ingest.readers.base import (
-    TEXT_ENCODING, Candidate, Quarantined, Reader, Scan, ScanItem, file_text_problem, label_fields, text_problem,
+    TEXT_ENCODING, Candidate, Quarantined, Reader, Scan, ScanItem, file_text_problem, ignored_info, label_fields,
+    list_files, text_problem,
 )
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
@@ -45,6 +62,11 @@ FILES: dict[str, tuple[str, ...]] = {
     "train.csv": ("train.csv", "test.csv"),
 }
 ALL_FILES = ("fer2013.csv", "icml_face_data.csv", "train.csv", "test.csv")
+FOLDERS = "folders"
+PARTS = ("train", "test")  # the image-folder edition's two top folders
+CLASS_FOLDERS = tuple(NATIVE_TO_UNIFIED["fer2013_folders"])
+USAGE_RE = re.compile(r"^(training|publictest|privatetest)_", re.IGNORECASE)
+USAGE = {s.lower(): s for s in SPLITS}  # file-name prefix, lower-cased -> the official Usage
 
 
 def _headers(fieldnames: list[str] | None) -> dict[str, str]:
@@ -65,26 +87,37 @@ class Fer2013Reader(Reader):
         "fer2013.csv": "<root>/fer2013.csv with columns emotion,pixels,Usage",
         "icml_face_data.csv": "<root>/icml_face_data.csv with columns emotion, Usage, pixels",
         "train.csv": "<root>/train.csv (emotion,pixels) and optionally <root>/test.csv (pixels)",
+        FOLDERS: "<root>/train/<class>/Training_<n>.jpg and <root>/test/<class>/PublicTest_<n>.jpg, "
+                 "class in " + " ".join(CLASS_FOLDERS),
     }
 
     def detect_layout(self, root: Path, choice: str = "auto") -> str:
         if choice != "auto":
-            if choice not in FILES:
-                raise ValueError(f"ingest.fer2013.file: {choice!r} is not one of auto, {', '.join(FILES)}")
-            if not (root / choice).is_file():
+            if choice not in (*FILES, FOLDERS):
+                raise ValueError(f"ingest.fer2013.file: {choice!r} is not one of auto, {', '.join(FILES)}, {FOLDERS}")
+            if choice == FOLDERS and not _parts(root):
+                raise self.layout_error(root, "no train/ or test/ folder of class folders (chosen by "
+                                              "ingest.fer2013.file: folders)")
+            if choice != FOLDERS and not (root / choice).is_file():
                 raise self.layout_error(root, f"{choice} (chosen by ingest.fer2013.file) not found")
             return choice
         for layout, files in FILES.items():
             if (root / files[0]).is_file():
                 return layout
-        raise self.layout_error(root, "none of fer2013.csv, icml_face_data.csv, train.csv found")
+        if _parts(root):
+            return FOLDERS
+        raise self.layout_error(root, "none of fer2013.csv, icml_face_data.csv, train.csv, train/<class>/ "
+                                      "or test/<class>/ found")
 
     def scan(self, root: Path, cfg: dict[str, Any]) -> Scan:
         root = Path(root)
-        self.validate_root(root)
+        if not root.is_dir():
+            self.validate_root(root)  # names the missing root
         layout = self.detect_layout(root, str(cfg.get("file", "auto")))
+        if layout == FOLDERS:
+            return self._scan_folders(root)
         used = [f for f in FILES[layout] if (root / f).is_file()]
-        unused = [f for f in ALL_FILES if f not in used and (root / f).is_file()]
+        unused = [f for f in ALL_FILES if f not in used and (root / f).is_file()] + _parts(root)
         for f in used:  # fail at once on a wrong header, not half way through the stream
             self._columns(root / f, labelled=f != "test.csv")
         info = {"layout": layout, "files": used}
@@ -93,6 +126,44 @@ class Fer2013Reader(Reader):
                                "examples": unused}
         return Scan(layout, self._items(root, used), info)
 
+    # image-folder edition ---------------------------------------------------------------------
+    def _scan_folders(self, root: Path) -> Scan:
+        parts = _parts(root)
+        images, others = [], []
+        for part in parts:
+            found, other = list_files(root / part, root)
+            images += found
+            others += other
+        csvs = [f for f in ALL_FILES if (root / f).is_file()]  # only when chosen by file: folders
+        info: dict[str, Any] = {"layout": FOLDERS, "folders": parts}
+        if others or csvs:
+            info["ignored"] = ignored_info(csvs + others, "not image files" if not csvs else
+                                           "not image files, or CSVs not chosen by ingest.fer2013.file")
+        return Scan(FOLDERS, self._folder_items(root, images), info, total=len(images))
+
+    def _folder_items(self, root: Path, images: list[str]) -> Iterator[ScanItem]:
+        for rel in images:
+            parts = rel.split("/")
+            if len(parts) != 3:
+                yield Quarantined(rel, "bad_name", f"{rel}: expected <train|test>/<class>/<name>.jpg, "
+                                                   f"directly under a class folder")
+                continue
+            part, folder, fname = parts
+            try:
+                label, label_name = label_fields("fer2013_folders", folder.lower())
+            except UnknownLabelError:
+                yield Quarantined(rel, "unknown_label", f"{rel}: class folder {folder!r} is not one of "
+                                                       f"{', '.join(CLASS_FOLDERS)} (any case)")
+                continue
+            usage = USAGE_RE.match(fname)
+            split = USAGE[usage.group(1).lower()] if usage else part.lower()
+            yield Candidate(
+                source=rel, image_id=f"fer2013/{rel.rsplit('.', 1)[0]}", label=label, label_name=label_name,
+                native_label=folder, subject=None, source_split=split, path=root / rel,
+                extra={"part": part},
+            )
+
+    # CSV files -------------------------------------------------------------------------------
     def _columns(self, path: Path, labelled: bool) -> dict[str, str | None]:
         """Header names of the pixels/emotion/Usage columns of ``path``; raises on a missing column
         or a header line that is not UTF-8 text (UTF-16, a legacy byte)."""
@@ -165,3 +236,13 @@ class Fer2013Reader(Reader):
                 native_label=native, subject=None, source_split=split, extra={},
                 pixels=row[cols["pixels"]], pixel_shape=SHAPE,
             )
+
+
+def _parts(root: Path) -> list[str]:
+    """The image-folder edition's top folders under ``root`` (``train``, ``test``, any case) that hold
+    at least one class folder."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and p.name.lower() in PARTS
+                  and any(c.is_dir() and c.name.lower() in CLASS_FOLDERS for c in p.iterdir()))
