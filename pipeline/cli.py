@@ -30,7 +30,7 @@ COMMANDS: dict[str, str] = {
     "models": "print the model zoo: parameters and FLOPs against the papers",
     "predict": "detect, align and classify faces in photographs",
     "profile": "switch params.yaml to a named profile (demo, paper, ckplus48)",
-    "serve": "serve the scheduled Prefect deployment (pull, repro, push)",
+    "serve": "serve the scheduled Prefect deployment (pull, each stale DVC stage a task, push)",
 }
 
 
@@ -55,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:  # a mistake in params.yaml: one line, no traceback
         print(f"fer-pipeline {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a transient I/O error exits 75 so the scheduled rebuild retries the stage
+        from pipeline.runner.flows import is_transient
+        from pipeline.runner.stage_task import EX_TEMPFAIL
+
+        if not is_transient(exc):
+            raise
+        print(f"fer-pipeline {args.command}: transient error (a retry may succeed): {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
 
 
 if __name__ == "__main__":

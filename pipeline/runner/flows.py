@@ -6,8 +6,10 @@ every stage uses one of them (its ``--no-prefect`` flag chooses, :func:`window_r
 
 * :func:`in_process` runs the chunks one after the other in this process;
 * :func:`run_chunks` builds a Prefect flow named after the stage (a subflow when called inside
-  another flow), submits one task per chunk to the task runner chosen in ``params.yaml``
-  (``flow.runner``) and returns the results **in chunk order**, whatever order they finished in.
+  another flow, or inside its stage's task when the scheduled rebuild flow runs the stage:
+  :func:`pipeline.runner.stage_task.call_as_stage_subflow`), submits one task per chunk to the
+  task runner chosen in ``params.yaml`` (``flow.runner``) and returns the results **in chunk
+  order**, whatever order they finished in.
 
 How many chunks make a window is the package's choice (results of a window are held in memory):
 :func:`fixed_windows` for a count (shard), a byte budget for ingest, all missing chunks at once
@@ -255,8 +257,10 @@ def run_chunks(name: str, fn: Callable[[C], R], chunks: Sequence[C], *,
         wait(futures)
         return [f.result() for f in futures]
 
+    from pipeline.runner.stage_task import call_as_stage_subflow
+
     with shared_api():
-        return chunk_flow()
+        return call_as_stage_subflow(chunk_flow)  # under the rebuild flow: inside its stage's task
 
 
 def in_process(fn: Callable[[C], R], chunks: Sequence[C]) -> list[R]:
