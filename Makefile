@@ -21,7 +21,7 @@ install: $(STAMP)
 DVC      := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc
 DATASETS  = $(BIN)/python -c "from pipeline.core.params import load; print(*load()['datasets'])"
 sample: install
-	@pull=""; for f in data/raw/*.dvc; do \
+	@pull=""; for f in data/weights.dvc data/raw/*.dvc; do \
 		if [ -e "$$f" ] && [ ! -d "$${f%.dvc}" ]; then pull="$$pull $$f"; fi; done; \
 	if [ -n "$$pull" ]; then $(DVC) pull $$pull; fi; \
 	missing=""; for d in $$($(DATASETS)); do [ -d "data/raw/$$d" ] || missing="$$missing $$d"; done; \
@@ -30,9 +30,11 @@ sample: install
 	else echo "data/raw holds every dataset of params.yaml: using it"; fi
 
 # DVC tracks each raw dataset as data/raw/<dataset>.dvc (new or changed data is (re-)added;
-# unchanged data is not re-hashed): commit the .dvc files; `dvc push` shares the data
+# unchanged data is not re-hashed): commit the .dvc files; `dvc push` shares the data. The same for
+# data/weights (pretrained state dicts a recipe starts from: README "On a GPU"; empty in the demo)
 raw: sample
-	@$(DVC) add --quiet $$(for d in $$($(DATASETS)); do echo data/raw/$$d; done)
+	@mkdir -p data/weights
+	@$(DVC) add --quiet data/weights $$(for d in $$($(DATASETS)); do echo data/raw/$$d; done)
 
 # one Prefect API server for all stages (instead of a temporary one per stage process)
 repro: raw

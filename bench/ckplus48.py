@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import yaml
 
+    from pipeline.core.device import stage_device
     from pipeline.evaluation.crossval import cross_validate, results_table, write_outputs
     from pipeline.training.runs import DISTILLED
 
@@ -205,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                     reuse_folds([m for m in first["models"] if m not in models and m != DISTILLED],
                                 work / f"seed{seeds[0]}" / "models", run_dir / "models")
             result = cross_validate(data_root / DATASET, DATASET, settings, run_dir / "models", str(run_params),
-                                    pretrained_dir=work / "pretrained")
+                                    pretrained_dir=work / "pretrained",
+                                    device=str(stage_device(None, str(run_params))))  # as the cv stage
             write_outputs(result, run_dir / "eval")
             results[seed] = result
             load1 = os.getloadavg()[0]

@@ -8,19 +8,24 @@ pretrained weights), never on ``pipeline``::
 
     import fer_models
     model = fer_models.create_model("ean", num_classes=7)
-    fer_models.list_models()
+    fer_models.list_models("ean*")                               # fnmatch filter, as timm
+    dfnet = fer_models.create_model("dfnet", pretrained=True)     # ImageNet ResNet50 backbone (torch's cache)
+    dfnet = fer_models.create_model("dfnet", pretrained="resnet50.pth")   # a local state dict
 """
 
+from fer_models.pretrained import PretrainedUnavailable
 from fer_models.registry import (
     create_model,
     list_models,
     model_default_cfg,
     model_entrypoint,
     model_variants,
+    pretrained_cfg,
     register_model,
 )
 
 # importing the model files registers them
 from fer_models import _zoo  # noqa: F401,E402
 
-__all__ = ["create_model", "list_models", "model_default_cfg", "model_entrypoint", "model_variants", "register_model"]
+__all__ = ["PretrainedUnavailable", "create_model", "list_models", "model_default_cfg", "model_entrypoint",
+           "model_variants", "pretrained_cfg", "register_model"]

@@ -29,8 +29,11 @@ Paper numbers (Table 2, 7 classes): ResNet50 23.52M / 88.40% RAF-DB / 87.61% KDE
 88.82 / 88.02; +FSA 32.97M / 88.66 / 88.84; DFNet 66.53M / 89.31 / 89.05. This implementation:
 23,522,375 / 57,089,095 / 32,967,239 / 66,533,959 (with ``fsa_proj_shortcut=False``: 28,772,935
 and 62,339,655). Training recipe (section 2.1): 224x224, ImageNet mean/std, random erasing p=0.5,
-Adam lr 1e-4, batch 32, 80 epochs, ImageNet-pretrained backbone (not downloadable here: pass
-``pretrained_path=`` to a local torchvision ``resnet50`` state dict).
+Adam lr 1e-4, batch 32, 80 epochs, ImageNet-pretrained backbone: ``create_model("dfnet",
+pretrained=True)`` fetches torchvision's ``ResNet50_Weights.IMAGENET1K_V1`` into torch's cache (the
+classic ImageNet weights; the paper does not say which), ``pretrained=<path>`` loads a local
+torchvision ResNet state dict into the backbone (or a whole DFNet state dict); see
+:mod:`fer_models.pretrained`. ``pretrained_path=`` is the older spelling of the second.
 
 ``backbone`` (not in the paper, default ``resnet50``) swaps in another torchvision ResNet
 (``resnet18``/``resnet34``: 512 output channels, DCM and FSA sized to match): a cheap stand-in for
@@ -52,7 +55,7 @@ from fer_models.layers.fsa import FastSelfAttention
 from fer_models.heads import PooledLinearHead
 from fer_models.registry import register_model
 
-__all__ = ["DFNet", "DilatedConvMultiScale", "default_cfgs", "VARIANTS", "dfnet"]
+__all__ = ["DFNet", "DilatedConvMultiScale", "default_cfgs", "VARIANTS", "dfnet", "pretrained_cfg"]
 
 default_cfgs: dict[str, dict[str, Any]] = {
     "dfnet": {
@@ -62,6 +65,15 @@ default_cfgs: dict[str, dict[str, Any]] = {
         "mean": (0.485, 0.456, 0.406),
         "std": (0.229, 0.224, 0.225),
         "num_classes": 7,
+        "classifier": "fc",
+        # the paper's starting point: an ImageNet-trained ResNet50 backbone (section 2.1)
+        "pretrained": {
+            "source": "torchvision",
+            "weights": "ResNet50_Weights.IMAGENET1K_V1",
+            "url": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+            "file": "resnet50-0676ba61.pth",
+            "target": "backbone",
+        },
         # Table 2 (params rounded to 0.01M there; accuracies in %, RAF-DB / KDEF)
         "paper_params": 66_530_000,
         "paper_accuracy": {"rafdb": 89.31, "kdef": 89.05},
@@ -75,6 +87,25 @@ default_cfgs: dict[str, dict[str, Any]] = {
 
 # Named variants (entrypoint kwargs): Table 2's ablation rows, and FSA exactly as the text writes it.
 BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}  # torchvision name -> output channels
+
+#: torchvision ImageNet weights of each backbone (resnet50: the paper's, default_cfgs' "pretrained")
+BACKBONE_WEIGHTS = {"resnet18": "ResNet18_Weights.IMAGENET1K_V1", "resnet34": "ResNet34_Weights.IMAGENET1K_V1",
+                    "resnet50": "ResNet50_Weights.IMAGENET1K_V1"}
+
+
+def pretrained_cfg(backbone: str = "resnet50", **_: Any) -> dict[str, Any] | None:
+    """The public source of the backbone's ImageNet weights for these entrypoint kwargs (the registry's
+    ``pretrained_cfg``): torchvision's, keyed like ``default_cfgs["dfnet"]["pretrained"]``."""
+    if backbone == "resnet50":
+        return dict(default_cfgs["dfnet"]["pretrained"])
+    if backbone not in BACKBONE_WEIGHTS:
+        return None
+    from torchvision.models import get_weight
+
+    url = get_weight(BACKBONE_WEIGHTS[backbone]).url
+    return {"source": "torchvision", "weights": BACKBONE_WEIGHTS[backbone], "url": url,
+            "file": url.rsplit("/", 1)[1], "target": "backbone"}
+
 
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "dfnet": {
@@ -132,7 +163,8 @@ class DFNet(PooledLinearHead, nn.Module):
         fsa_proj_shortcut: FSA's 1x1 projection shortcut, which reproduces Table 2's counts (see module docstring).
         fsa_heads: attention heads in FSA.
         drop_rate: dropout before the classifier.
-        pretrained_path: local torchvision state dict of ``backbone`` (its ``fc`` is ignored).
+        pretrained_path: local torchvision state dict of ``backbone`` (its ``fc`` is ignored); the older
+            spelling of ``create_model("dfnet", pretrained=path)``.
         backbone: torchvision ResNet builder name (paper: ``resnet50``; ``resnet18``/``resnet34`` for CPU demos).
     """
 
@@ -176,12 +208,16 @@ class DFNet(PooledLinearHead, nn.Module):
 
         With ``in_chans=1`` the RGB ``conv1`` kernels are summed over the input channels.
         """
+        from fer_models.pretrained import read_state_dict
+
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: pretrained ResNet50 state dict not found")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+            raise FileNotFoundError(f"{path}: pretrained {self.backbone_name} state dict not found")
+        self.load_backbone_state(read_state_dict(path), str(path))
+
+    def load_backbone_state(self, state: dict[str, torch.Tensor], where: str = "state dict") -> None:
+        """Copy a torchvision ResNet ``state`` (of ``backbone``'s architecture; ``fc.*`` ignored) into the
+        backbone; ``where`` names it in errors. ``in_chans=1``: ``conv1`` summed over RGB."""
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         conv1 = self.backbone.conv1.weight
         w = state.get("conv1.weight")
@@ -189,11 +225,12 @@ class DFNet(PooledLinearHead, nn.Module):
             if w.shape[1] == 3 and conv1.shape[1] == 1:
                 state["conv1.weight"] = w.sum(dim=1, keepdim=True)
             else:
-                raise ValueError(f"{path}: conv1.weight {tuple(w.shape)} does not fit {tuple(conv1.shape)}")
+                raise ValueError(f"{where}: conv1.weight {tuple(w.shape)} does not fit {tuple(conv1.shape)}")
         try:
             self.backbone.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise ValueError(f"{path}: not a torchvision {self.backbone_name} state dict: {e}") from None
+            raise ValueError(f"{where}: not a torchvision {self.backbone_name} state dict: "
+                             f"{' '.join(str(e).split())[:200]}") from None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x num_features x H/32 x W/32`` features after the backbone, DCM and FSA."""

@@ -48,6 +48,7 @@ default_cfgs: dict[str, dict[str, Any]] = {
         "paper": "Lightweight DNN with CBAM and AM-Softmax for FER (paper 001)",
         "input_size": (1, 48, 48),
         "num_classes": 7,
+        "classifier": "head",  # the head left untouched by a pretrained file of another class count
     }
 }
 

@@ -72,6 +72,7 @@ default_cfgs: dict[str, dict[str, Any]] = {
         "paper": "Kong et al. 2022, IET Image Processing, doi:10.1049/ipr2.12441 (paper 004)",
         "input_size": (3, 44, 44),
         "num_classes": 7,
+        "classifier": "tail",  # the head left untouched by a pretrained file of another class count
         "paper_params": 43_840,
         "paper_flops": 5.054e6,
         "flops_convention": "paper",

@@ -68,6 +68,7 @@ default_cfgs: dict[str, dict[str, Any]] = {
         "paper": "ERFNet + group convolution + SE-ASPP attention for FER (paper 002)",
         "input_size": (3, 384, 384),
         "num_classes": 7,
+        "classifier": "fc",  # the head left untouched by a pretrained file of another class count
         "paper_precision": {"ckplus": 88.81, "jaffe": 82.16, "fer2013": 79.33},
     }
 }

@@ -39,6 +39,9 @@ default_cfgs: dict[str, dict[str, Any]] = {
                  "frozen, + linear head",
         "input_size": (1, 44, 44),
         "num_classes": 7,
+        "classifier": "fc",
+        # ONet's weights ship inside facenet-pytorch; the entrypoint loads them (its `pretrained`, default True)
+        "pretrained": {"source": "builtin", "weights": "facenet-pytorch ONet", "target": "trunk"},
     }
 }
 

@@ -53,6 +53,7 @@ default_cfgs: dict[str, dict[str, Any]] = {
         "paper": "Residual attention network for FER, self- + channel attention (paper 000)",
         "input_size": (1, 48, 48),
         "num_classes": 7,
+        "classifier": "fc",  # the head left untouched by a pretrained file of another class count
     }
 }
 

@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "sample": "write the synthetic sample of every dataset in its native layout",
     "models": "print the model zoo: parameters and FLOPs against the papers",
     "predict": "detect, align and classify faces in photographs",
-    "profile": "switch params.yaml to a named profile (demo, paper, ckplus48)",
+    "profile": "switch params.yaml to a named profile (demo, paper, ckplus48, fer2013)",
     "serve": "serve the scheduled Prefect deployment (pull, each stale DVC stage a task, push)",
 }
 
@@ -47,12 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.core.device import DeviceError
     from pipeline.core.schema import ParamsError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
-    except ParamsError as exc:  # a mistake in params.yaml: one line, no traceback
+    except (ParamsError, DeviceError) as exc:  # a mistake in params.yaml or --device: one line, no traceback
         print(f"fer-pipeline {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a transient I/O error exits 75 so the scheduled rebuild retries the stage

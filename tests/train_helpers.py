@@ -16,7 +16,7 @@ from crops_fixture import make_crops
 from pipeline.shard.build import Settings, build
 
 RECIPE: dict[str, Any] = {
-    "seed": 0, "device": "cpu", "deterministic": True, "num_workers": 0, "epochs": 2, "batch_size": 8,
+    "seed": 0, "deterministic": True, "num_workers": 0, "epochs": 2, "batch_size": 8,
     "input": {"px": 20, "resize": 24, "channels": 1, "mean": [0.5], "std": [0.5]},
     "augment": {"crop": "five", "flip": 0.5},
     "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
@@ -42,6 +42,7 @@ def write_params(path: Path, **recipes: dict[str, Any]) -> Path:
     """A params file whose ``train`` section holds RECIPE as defaults and the given recipes."""
     params = {
         "profile": "test",
+        "device": "cpu",  # the stages' device: tests repeat bit for bit on any machine
         "train": {"defaults": copy.deepcopy(RECIPE), **recipes},
         "distill": {"defaults": {"teacher": "ean", "alpha": 0.5, "temperature": 5, "max_rounds": 2,
                                  "patience": 1, "weight_transfer": True, "epochs": 1,

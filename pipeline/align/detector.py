@@ -1,4 +1,4 @@
-"""Batched MTCNN face detection on CPU (facenet-pytorch), robust to the library's traps.
+"""Batched MTCNN face detection (facenet-pytorch) on the CPU or a GPU, robust to the library's traps.
 
 - ``MTCNN.forward`` crashes on a batch where some images hold no face (facenet-pytorch #224):
   we call ``detect(batch, landmarks=True)`` and select faces ourselves.
@@ -8,7 +8,9 @@
   such images are reported as faceless without calling MTCNN.
 
 Speed comes from a working-size downscale (``max_side``) and a pyramid fitted to the dataset
-(``min_face_size``, ``factor``), not from batching alone (see ``bench/align.py``).
+(``min_face_size``, ``factor``), not from batching alone (see ``bench/align.py``). On a GPU
+(``device``, the align settings' resolved device) each batch's pyramid and the three networks run
+there; boxes and landmarks come back to the CPU for the warp.
 """
 
 from __future__ import annotations
@@ -45,19 +47,25 @@ class Face:
 _LOCAL = threading.local()
 
 
-def get_mtcnn(min_face_size: int, factor: float, thresholds: tuple[float, float, float]):
-    """The MTCNN of these settings, built once per thread (so once per Dask worker process).
+def get_mtcnn(min_face_size: int, factor: float, thresholds: tuple[float, float, float], device: str = "cpu",
+              channels_last: bool = False):
+    """The MTCNN of these settings on ``device``, built once per thread (so once per Dask worker process).
 
     The weights ship inside facenet-pytorch: nothing is downloaded. One instance per thread
-    because a thread-pool task runner may run two chunks at once.
+    because a thread-pool task runner may run two chunks at once. ``channels_last`` keeps the
+    three networks' weights in NHWC, where PyTorch's CPU max-pooling (``ceil_mode``) is several
+    times faster: ``predict`` uses it (about 2x faster detection, bench/predict.py); the align
+    stage does not, so its outputs stay as they were, bit for bit.
     """
     cache = _LOCAL.__dict__.setdefault("mtcnn", {})
-    key = (int(min_face_size), float(factor), tuple(float(t) for t in thresholds))
+    key = (int(min_face_size), float(factor), tuple(float(t) for t in thresholds), str(device), bool(channels_last))
     if key not in cache:
+        import torch
         from facenet_pytorch import MTCNN
 
-        cache[key] = MTCNN(min_face_size=key[0], factor=key[1], thresholds=list(key[2]),
-                           device="cpu", post_process=False, keep_all=True).eval()
+        mtcnn = MTCNN(min_face_size=key[0], factor=key[1], thresholds=list(key[2]),
+                      device=torch.device(key[3]), post_process=False, keep_all=True).eval()
+        cache[key] = mtcnn.to(memory_format=torch.channels_last) if channels_last else mtcnn
     return cache[key]
 
 
@@ -86,15 +94,17 @@ def _working_image(img: np.ndarray, s: DetectionSettings) -> tuple[np.ndarray, f
     return np.ascontiguousarray(img), scale, pad
 
 
-def detect_faces(images: Sequence[np.ndarray], s: DetectionSettings) -> list[list[Face]]:
-    """All faces of each RGB uint8 image, highest probability first.
+def detect_faces(images: Sequence[np.ndarray], s: DetectionSettings, device: str = "cpu", *,
+                 channels_last: bool = False) -> list[list[Face]]:
+    """All faces of each RGB uint8 image, highest probability first, found by MTCNN on ``device``
+    (``channels_last``: see :func:`get_mtcnn`).
 
     Images are brought to working size, grouped by that size and detected in batches of
     ``s.batch_size``; results are mapped back to each image's original coordinates.
     """
     import torch
 
-    mtcnn = get_mtcnn(s.min_face_size, s.factor, tuple(s.thresholds))
+    mtcnn = get_mtcnn(s.min_face_size, s.factor, tuple(s.thresholds), device, channels_last)
     prepared = [_working_image(img, s) for img in images]
     results: list[list[Face]] = [[] for _ in images]
     groups: dict[tuple[int, ...], list[int]] = {}

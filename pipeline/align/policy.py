@@ -82,7 +82,7 @@ def align_images(images: Sequence[np.ndarray | None], s: AlignSettings) -> list[
         else:
             to_detect.append(i)
 
-    for i, faces in zip(to_verify, detect_faces([images[i] for i in to_verify], s.detection)):
+    for i, faces in zip(to_verify, detect_faces([images[i] for i in to_verify], s.detection, s.device)):
         face = faces[0] if faces else None
         reason = None if faces else "not_verified"
         results[i] = (results[i][0], Outcome.from_face("precropped", face, len(faces), reason))
@@ -106,7 +106,7 @@ def _detect_into(results: list, images: Sequence[np.ndarray | None], indices: li
                  pass_settings, reason: str | None) -> list[int]:
     """Detect and warp ``indices``; record quarantine outcomes for misses and return the misses."""
     misses = []
-    for i, faces in zip(indices, detect_faces([images[i] for i in indices], pass_settings)):
+    for i, faces in zip(indices, detect_faces([images[i] for i in indices], pass_settings, s.device)):
         crop = _warp(images[i], faces[0], s) if faces else None
         if crop is not None:
             results[i] = (crop, Outcome.from_face("detected", faces[0], len(faces), reason))
@@ -117,12 +117,15 @@ def _detect_into(results: list, images: Sequence[np.ndarray | None], indices: li
     return misses
 
 
-def align_faces(image_rgb: np.ndarray, s: AlignSettings) -> list[tuple[np.ndarray, Outcome]]:
+def align_faces(image_rgb: np.ndarray, s: AlignSettings,
+                faces: Sequence[Face] | None = None) -> list[tuple[np.ndarray, Outcome]]:
     """Every face of one RGB photograph, aligned like the dataset crops, most probable first.
 
     Args:
         image_rgb: ``H x W x 3`` uint8 RGB (grey and RGBA are converted).
         s: the settings, e.g. ``AlignSettings.from_dict(section("align", "photos"))``.
+        faces: faces already found (e.g. followed from the previous video frame); default:
+            detect them with ``s.detection``.
 
     Returns:
         ``(crop, outcome)`` per face (outcome ``detected``, ``n_faces`` = all faces found);
@@ -131,7 +134,8 @@ def align_faces(image_rgb: np.ndarray, s: AlignSettings) -> list[tuple[np.ndarra
     image_rgb = to_rgb(image_rgb)
     if min(image_rgb.shape[:2]) < s.min_input_side:
         return []
-    faces = detect_faces([image_rgb], s.detection)[0]
+    if faces is None:
+        faces = detect_faces([image_rgb], s.detection, s.device)[0]
     out = []
     for face in faces:
         crop = _warp(image_rgb, face, s)

@@ -88,6 +88,10 @@ class AlignSettings:
         threads: torch threads per process (0 = leave torch's default).
         chunk_rows: manifest rows per chunk (one part file, one Prefect task).
         contact_sheet: ``n`` crops, ``tile`` px, ``seed`` of the contact sheet.
+        device: where MTCNN runs (``cpu``, ``cuda:0``...): not an ``align`` param but the stage's
+            resolved ``device`` (``params.yaml`` top level, or ``--device``). A GPU's float results may
+            differ from the CPU's in the last bits, so a non-CPU device is part of :meth:`to_dict` and
+            so of the parts' key; the CPU is left out, keeping CPU keys and outputs as they were.
     """
 
     policy: str = "detect"
@@ -106,6 +110,7 @@ class AlignSettings:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     redetect: DetectionSettings = field(default_factory=lambda: DetectionSettings(max_side=1024, min_face_size=20))
     contact_sheet: tuple[tuple[str, int], ...] = (("n", 36), ("seed", 0), ("tile", 64))
+    device: str = "cpu"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "align") -> "AlignSettings":
@@ -141,9 +146,13 @@ class AlignSettings:
         return dict(self.contact_sheet)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every setting."""
+        """Plain JSON-able dict of every setting (``device``, as its kind, e.g. ``cuda``, only when it is
+        not the CPU)."""
         d = dataclasses.asdict(self)
         d["contact_sheet"] = self.sheet
+        d["device"] = d["device"].split(":")[0]  # which GPU of a machine does not change the numbers
+        if d["device"] == "cpu":
+            del d["device"]
         return d
 
     def fingerprint(self) -> str:

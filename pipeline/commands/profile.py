@@ -1,4 +1,4 @@
-"""``fer-pipeline profile NAME``: switch ``params.yaml`` to a named profile (demo, paper, ckplus48).
+"""``fer-pipeline profile NAME``: switch ``params.yaml`` to a named profile (demo, paper, ckplus48, fer2013).
 
 Without NAME, lists the profiles. The work is in :mod:`pipeline.profiles`; a profile whose
 recipes could not run is refused (:func:`pipeline.training.recipe.check_profile`).

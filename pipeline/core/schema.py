@@ -14,8 +14,9 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from pipeline.core.device import check_name
 from pipeline.core.params import deep_merge
 
 DATASETS = ("fer2013", "ckplus", "jaffe", "rafdb", "kdef")
@@ -25,10 +26,14 @@ NonNegInt = Annotated[int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+# mixed precision of training; YAML reads a bare `off` as false, which means off too
+AmpMode = Annotated[Literal["off", "bf16", "fp16"], BeforeValidator(lambda v: "off" if v is False else v)]
 
 
 #: old key -> new key, for a one-line error that names the new one
 RENAMED = {"size": "px"}
+#: keys a section no longer holds -> where they live now (one setting for every stage)
+MOVED = {"device": "the top-level key `device` (one device for every stage; a stage's --device overrides it)"}
 
 
 class ParamsError(ValueError):
@@ -201,9 +206,9 @@ class Teacher(Knobs):
 class Recipe(Knobs):
     arch: str | None = None
     seed: NonNegInt = 0
-    device: str = "auto"
     deterministic: bool = True
     channels_last: bool = False
+    amp: AmpMode = "off"
     num_workers: NonNegInt = 0
     epochs: PosInt = 10
     batch_size: PosInt = 32
@@ -214,6 +219,7 @@ class Recipe(Knobs):
     loss: Loss = Loss()
     teacher: Teacher | None = None
     init: Literal["pretrained"] | None = None
+    weights: str | None = None  # a state dict file to start from (DVC-tracked under data/weights/)
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.0
     model_args: dict[str, Any] = {}  # the network's own keyword arguments: checked by fer_models
     derived_rows: bool = True
@@ -248,7 +254,6 @@ class Distill(Knobs):
     epochs: PosInt = 6
     batch_size: PosInt | None = None
     seed: NonNegInt | None = None
-    device: str | None = None
     optimizer: Optimizer = Optimizer()
     scheduler: Scheduler = Scheduler()
 
@@ -295,12 +300,12 @@ class Flow(Knobs):
 # section -> (model of one merged entry, the entries beside `defaults` that are not datasets)
 PER_DATASET: dict[str, Any] = {"sample": Sample, "ingest": INGEST, "align": Align, "split": Split,
                                "balance": Balance, "augment": Augment, "shard": Shard}
-EXTRA_ENTRIES = {"align": ("photos",)}  # `predict`'s photographs
+EXTRA_ENTRIES = {"align": ("photos", "video")}  # `predict`'s photographs and video frames
 LISTS = {"pretrain": ("models",), "distill": ("datasets",), "cv": ("datasets",), "train": ("matrix",),
          "evaluate": ("matrix",)}
 PLAIN: dict[str, type[Knobs]] = {"evaluate": Evaluate, "report": Report, "flow": Flow}
 PER_ENTRY: dict[str, type[Knobs]] = {"pretrain": Pretrain, "train": Recipe, "distill": Distill, "cv": Cv}
-TOP = ("profile", "datasets", *PER_DATASET, *PLAIN, *PER_ENTRY)
+TOP = ("profile", "device", "datasets", *PER_DATASET, *PLAIN, *PER_ENTRY)
 
 
 def _suggest(key: str, known) -> str:
@@ -346,6 +351,8 @@ def _check(model: type[BaseModel], value: Any, where: str, written: dict[str, An
                 new = ".".join([here, *map(str, loc[:-1]), RENAMED[loc[-1]]])
                 raise ParamsError(f"{path}: renamed to {new} (DVC's run-cache ignores keys named "
                                   f"{loc[-1]!r}, treeverse/dvc#10296)") from None
+            if len(loc) == 1 and loc[0] in MOVED:
+                raise ParamsError(f"{path}: moved to {MOVED[loc[0]]}") from None
             raise ParamsError(f"{path}: unknown key{_suggest(loc[-1], known)}") from None
         if err["type"] == "missing":
             raise ParamsError(f"{path}: required") from None
@@ -388,10 +395,26 @@ def _check_per_entry(params: dict[str, Any], name: str) -> None:
             raise ParamsError(f"{name}.{key}: expected a mapping, got {entry!r}")
         merged = deep_merge(defaults, entry)
         _check(model, merged, f"{name}.{key}", entry, f"{name}.defaults")
+        if name == "train":
+            _check_start(merged, f"{name}.{key}")
         for ds, override in (merged.get("datasets") or {}).items() if name == "train" else ():
             _check(model, deep_merge(merged, override), f"{name}.{key}.datasets.{ds}", override, f"{name}.{key}")
+            _check_start(deep_merge(merged, override), f"{name}.{key}.datasets.{ds}")
     if "defaults" in sec:
         _check(model, defaults, f"{name}.defaults")
+
+
+def _check_start(recipe: dict[str, Any], where: str) -> None:
+    """A recipe starts from one place: its ``weights`` file or stage pretrain's weights (``init``), and
+    names a weights file only in ``weights`` (a checkpoint then holds all weights and needs no file)."""
+    args = recipe.get("model_args") or {}
+    for key in ("pretrained_path", "pretrained"):
+        if isinstance(args.get(key), str):
+            raise ParamsError(f"{where}.model_args.{key}: moved to {where}.weights (a state dict file under "
+                              f"data/weights/, a DVC-tracked input)")
+    if recipe.get("init") and recipe.get("weights"):
+        raise ParamsError(f"{where}: init: {recipe['init']} and weights: {recipe['weights']} are two starting "
+                          f"points; set one")
 
 
 def _check_lists(params: dict[str, Any], datasets: list[str]) -> None:
@@ -421,6 +444,8 @@ def validate(params: dict[str, Any], source: str | Path = "params.yaml") -> None
         for key in params:
             if key not in TOP:
                 raise ParamsError(f"{key}: unknown section{_suggest(key, TOP)}")
+        if "device" in params and check_name(params["device"]) is not None:
+            raise ParamsError(f"device: {check_name(params['device'])}")
         datasets = params.get("datasets", list(DATASETS))
         if not isinstance(datasets, list) or not set(datasets) <= set(DATASETS):
             raise ParamsError(f"datasets: expected a list of {', '.join(DATASETS)}, got {datasets!r}")

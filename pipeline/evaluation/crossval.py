@@ -91,13 +91,14 @@ def assert_fold_independent(rows: pd.DataFrame, fold: int, validation_fold: bool
             raise SplitError(f"{name}: fold {fold}: subjects in both {a} and {b}: {sorted(shared)[:10]}")
 
 
-def _score(checkpoint: Path, data, ten_crop: bool) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """(reported accuracy, centre-crop accuracy, y_true, y_pred) of ``checkpoint`` on ``data.test``."""
+def _score(checkpoint: Path, data, ten_crop: bool, device: str = "cpu") -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(reported accuracy, centre-crop accuracy, y_true, y_pred) of ``checkpoint`` on ``data.test``,
+    scored on ``device``."""
     from pipeline.evaluation.scoring import score
     from pipeline.training.checkpoint import load_model
 
-    model, ckpt = load_model(checkpoint, "cpu")
-    s = score(model, ckpt, data.test, ten_crop=ten_crop)
+    model, ckpt = load_model(checkpoint, device)
+    s = score(model, ckpt, data.test, ten_crop=ten_crop, device=device)
     return s.accuracy(), s.accuracy(s.centre), s.y_true, s.reported.argmax(1)
 
 
@@ -116,35 +117,41 @@ def _save(run_dir: Path, key: str, score: FoldScore) -> None:
 
 
 def run_fold(data, model: str, recipe: dict[str, Any], run_dir: Path, *, dataset: str,
-             ten_crop: bool, teacher_dir: Path | None = None, pretrained_dir: Path | None = None) -> FoldScore:
+             ten_crop: bool, teacher_dir: Path | None = None, pretrained_dir: Path | None = None,
+             device: str = "cpu") -> FoldScore:
     """Train ``model`` on one fold's ``data`` (or reuse a finished run) and score its test rows;
-    a recipe with a ``teacher`` learns from the fold's trained teacher in ``teacher_dir`` too, and
-    one with ``init: pretrained`` starts from ``pretrained_dir/<model>/checkpoint.pt``."""
+    a recipe with a ``teacher`` learns from the fold's trained teacher in ``teacher_dir`` too, one
+    with ``init: pretrained`` starts from ``pretrained_dir/<model>/checkpoint.pt``, one with
+    ``weights`` from that file. Trains and scores on ``device``; which one is not part of the run key
+    (a fold finished on one machine is reused on another)."""
     from pipeline.training.checkpoint import read_checkpoint
     from pipeline.training.recipe import init_of
     from pipeline.training.recipe import fingerprint
     from pipeline.training.train_model import train_model
+    from pipeline.training.weights import weights_key, weights_of
 
     teacher_path = teacher_dir / "checkpoint.pt" if teacher_dir is not None else None
     teacher_key = [read_checkpoint(teacher_path).get("params_hash")] if teacher_path is not None else []
     pretrained_path = (Path(pretrained_dir) / model / "checkpoint.pt"
                        if init_of(recipe) == "pretrained" and pretrained_dir is not None else None)
     init_key = [read_checkpoint(pretrained_path).get("params_hash")] if pretrained_path is not None else []
-    key = fingerprint("cv", model, recipe, data.fingerprint, ten_crop, *teacher_key, *init_key)
+    weights = weights_of(recipe)
+    weights_hash = [weights_key(weights)] if weights is not None and weights.is_file() else []
+    key = fingerprint("cv", model, recipe, data.fingerprint, ten_crop, *teacher_key, *init_key, *weights_hash)
     cached = _cached(run_dir, key)
     if cached is not None:
         return cached
     t0 = time.perf_counter()
     train_model(data, model, recipe, run_dir, dataset=dataset, teacher_path=teacher_path,
-                pretrained_path=pretrained_path)
-    acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop)
+                pretrained_path=pretrained_path, device=device)
+    acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop, device)
     score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0)
     _save(run_dir, key, score)
     return score
 
 
 def distill_fold(data, teacher_dir: Path, settings: dict[str, Any], run_dir: Path, *, dataset: str,
-                 ten_crop: bool) -> FoldScore:
+                 ten_crop: bool, device: str = "cpu") -> FoldScore:
     """EAN's distillation rounds from the fold's trained teacher (or a finished run), scored on the test rows."""
     from pipeline.training.checkpoint import read_checkpoint
     from pipeline.training.distill_rounds import distill
@@ -156,8 +163,8 @@ def distill_fold(data, teacher_dir: Path, settings: dict[str, Any], run_dir: Pat
     if cached is not None:
         return cached
     t0 = time.perf_counter()
-    result = distill(teacher_dir / "checkpoint.pt", data, settings, run_dir, dataset=dataset)
-    acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop)
+    result = distill(teacher_dir / "checkpoint.pt", data, settings, run_dir, dataset=dataset, device=device)
+    acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop, device)
     score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0,
                       {"best_round": result.best_round, "rounds": len(result.rounds) - 1})
     _save(run_dir, key, score)
@@ -184,9 +191,10 @@ def summarize(name: str, scores: Sequence[FoldScore], label_names: Sequence[str]
 
 def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recipes: dict[str, dict[str, Any]],
               teacher: str | None, distill_settings: dict[str, Any], validation_fold: bool, ten_crop: bool,
-              models_dir: Path, threads: int | None = None, pretrained_dir: Path | None = None) -> dict[str, Any]:
-    """Everything of one fold: every model trained and scored, and the distilled EAN from the
-    ``teacher`` model's run (None: no distillation).
+              models_dir: Path, threads: int | None = None, pretrained_dir: Path | None = None,
+              device: str = "cpu") -> dict[str, Any]:
+    """Everything of one fold, on ``device``: every model trained and scored, and the distilled EAN from
+    the ``teacher`` model's run (None: no distillation).
 
     A top-level function so that a worker process can run it (``cv.workers``); ``threads`` sets
     that process's torch threads. Returns the fold's scores, parameter counts and class names.
@@ -215,11 +223,11 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
         recipe_teacher = teacher_of(recipes[m])
         scores[m] = run_fold(data, m, recipes[m], run_dir, dataset=dataset, ten_crop=ten_crop,
                              teacher_dir=models_dir / f"{recipe_teacher}-fold{fold}" if recipe_teacher else None,
-                             pretrained_dir=pretrained_dir)
+                             pretrained_dir=pretrained_dir, device=device)
         n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
         if m == teacher:
             scores[DISTILLED] = distill_fold(data, run_dir, distill_settings, models_dir / f"{DISTILLED}-fold{fold}",
-                                             dataset=dataset, ten_crop=ten_crop)
+                                             dataset=dataset, ten_crop=ten_crop, device=device)
             n_params[DISTILLED] = n_params[m]
     return {"fold": fold, "scores": scores, "n_params": n_params, "label_names": label_names}
 
@@ -283,7 +291,8 @@ def _with_teachers(models: Sequence[str], recipe_of) -> list[str]:
 
 
 def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any], models_dir: str | Path,
-                   params_file: str | None = None, log=print, pretrained_dir: str | Path | None = None) -> dict[str, Any]:
+                   params_file: str | None = None, log=print, pretrained_dir: str | Path | None = None,
+                   device: str = "cpu") -> dict[str, Any]:
     """Run the protocol on ``data_root`` (the dataset's shards) for ``settings`` (``cv`` params).
 
     ``settings``: ``models`` (train recipes; a recipe's ``teacher`` is trained first in each fold,
@@ -293,7 +302,9 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     cores; 1 = one after the other in this process). A fold's result does not depend on which
     worker ran it (every run is seeded) beyond the last bits of float sums: torch's thread count
     can change their order. A recipe with ``init: pretrained`` starts every fold from
-    ``pretrained_dir/<model>/checkpoint.pt`` (stage ``pretrain``).
+    ``pretrained_dir/<model>/checkpoint.pt`` (stage ``pretrain``); one with ``weights`` from that file
+    (fetched, or refused in one line, before any fold trains). ``device`` (a name such as ``cuda:0``:
+    it travels to worker processes) is where every fold trains and scores.
     Returns ``{"dataset", "k", "folds", "settings", "classes", "models": {name: summary}}``.
     """
     from pipeline.shard.splits import assert_subject_independent
@@ -326,6 +337,10 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     if missing:  # before any fold trains
         raise FileNotFoundError(f"train.{missing[0]}.init: pretrained, but no checkpoint {missing[0]}/checkpoint.pt "
                                 f"in {pretrained_dir} (list it in pretrain.models and run `fer-pipeline pretrain`)")
+    from pipeline.training.weights import ensure_weights
+
+    for m in models:
+        ensure_weights(recipes[m], m, log)
     rows = shard_rows(data_root)
     assert_subject_independent(rows, dataset)
     for f in folds:
@@ -333,7 +348,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     jobs = [{"data_root": data_root, "dataset": dataset, "fold": f, "models": models, "recipes": recipes,
              "teacher": teacher if do_distill else None, "distill_settings": distill_settings,
              "validation_fold": validation_fold, "ten_crop": ten_crop, "models_dir": models_dir,
-             "pretrained_dir": pretrained_dir} for f in folds]
+             "pretrained_dir": pretrained_dir, "device": str(device)} for f in folds]
     done = _run_jobs(jobs, k, int(settings.get("workers", 1)), log)
     order = [x for m in models for x in ([m, DISTILLED] if do_distill and m == teacher else [m])]
     label_names = done[-1]["label_names"]

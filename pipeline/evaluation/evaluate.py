@@ -58,12 +58,15 @@ def save_confusion_png(normalized: list[list[float]], names: list[str], path: st
 
 
 def evaluate_checkpoint(checkpoint: str | Path, test_rows, out_dir: str | Path, settings: dict[str, Any], *,
-                        name: str) -> dict[str, Any]:
+                        name: str, device: str | torch.device = "cpu", part: str = "test") -> dict[str, Any]:  # noqa: F821
     """Score ``checkpoint`` on ``test_rows`` (a :class:`~pipeline.shards.dataset.ShardDataset`
     selection) with :func:`pipeline.evaluation.scoring.score` and write the outputs listed above.
 
     ``settings`` (``evaluate`` params): ``batch_size``, ``ten_crop`` (bool), ``latency``
-    (``{runs, threads}``; ``runs: 0`` skips timing), ``onnx_tolerance``.
+    (``{runs, threads}``; ``runs: 0`` skips timing), ``onnx_tolerance``. ``part``: which part the rows
+    are (``test``, or ``validation`` for data without a test part), recorded in metrics.json. ``device``: where the test
+    rows are scored (a GPU when the stage's ``device`` says so); parameters, FLOPs, the ONNX export
+    and its check, and the latency (ONNX Runtime, CPU) are measured on the CPU wherever it scores.
     """
     import torch
 
@@ -82,13 +85,14 @@ def evaluate_checkpoint(checkpoint: str | Path, test_rows, out_dir: str | Path, 
     recipe, names = ckpt["recipe"], list(ckpt["label_names"])
     channels, size = int(ckpt["in_chans"]), input_px(recipe["input"])
     if len(test_rows) == 0:
-        raise ValueError(f"{name}: no test rows to evaluate {checkpoint} on")
-    scores = score(model, ckpt, test_rows, batch_size=int(settings.get("batch_size", 64)),
-                   ten_crop=bool(settings.get("ten_crop")))
+        raise ValueError(f"{name}: no {part} rows to evaluate {checkpoint} on")
+    scores = score(model.to(device), ckpt, test_rows, batch_size=int(settings.get("batch_size", 64)),
+                   ten_crop=bool(settings.get("ten_crop")), device=device)
+    model = model.cpu()
     y_true, y_pred = scores.y_true, scores.centre.argmax(1)
     metrics: dict[str, Any] = {"model": ckpt.get("run_model", ckpt["model"]), "arch": ckpt["model"], "name": name,
                                "dataset": ckpt.get("dataset"), "fold": ckpt.get("fold", -1), "checkpoint": str(checkpoint),
-                               "params_hash": ckpt.get("params_hash"), "input": [channels, size, size]}
+                               "params_hash": ckpt.get("params_hash"), "input": [channels, size, size], "part": part}
     metrics.update(classification_metrics(y_true, y_pred, names))
     if "rounds" in ckpt:  # a distilled model: its rounds travel with its evaluation
         metrics["distillation"] = {"rounds": ckpt["rounds"], "best_round": ckpt.get("best_round"),

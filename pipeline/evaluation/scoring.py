@@ -37,7 +37,8 @@ class Scores:
 
 def score(model: torch.nn.Module, ckpt: dict[str, Any], rows: ShardDataset, *, batch_size: int = 64,
           ten_crop: bool = False, device: str | torch.device = "cpu") -> Scores:
-    """Score ``model`` (built from checkpoint ``ckpt``) on ``rows``, read as its recipe prescribes."""
+    """Score ``model`` (built from checkpoint ``ckpt``, already on ``device``) on ``rows``, read as its
+    recipe prescribes; batches are moved to ``device`` (pinned first when it is a GPU)."""
     from pipeline.training.data import make_loader, with_transform
     from pipeline.training.loop import predict_proba
     from pipeline.training.transforms import eval_transform
@@ -45,9 +46,10 @@ def score(model: torch.nn.Module, ckpt: dict[str, Any], rows: ShardDataset, *, b
     recipe, channels, device = ckpt["recipe"], int(ckpt["in_chans"]), torch.device(device)
     classes = list(ckpt["label_names"])  # labels in the order of the model's outputs
     plain = with_transform(rows, channels, eval_transform(recipe), classes)
-    centre, y = predict_proba(model, make_loader(plain, batch_size, shuffle=False), device)
+    centre, y = predict_proba(model, make_loader(plain, batch_size, shuffle=False, device=device), device)
     ten = None
     if ten_crop:
         crops = with_transform(rows, channels, eval_transform(recipe, ten_crop=True), classes)
-        ten, _ = predict_proba(model, make_loader(crops, max(1, batch_size // 10), shuffle=False), device)
+        ten, _ = predict_proba(model, make_loader(crops, max(1, batch_size // 10), shuffle=False, device=device),
+                               device)
     return Scores(y, centre, ten)

@@ -1,4 +1,4 @@
-"""Profiles: named overlays of ``params.yaml`` (demo, paper, ckplus48), applied by ``fer-pipeline profile``.
+"""Profiles: named overlays of ``params.yaml`` (demo, paper, ckplus48, fer2013), applied by ``fer-pipeline profile``.
 
 DVC reads one ``params.yaml``, and every stage reads its knobs there, so a profile is *applied to*
 that file rather than read beside it:

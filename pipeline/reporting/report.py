@@ -105,7 +105,7 @@ def _row(name, model, ds, m, paper, metric, source) -> dict[str, Any]:
                     "macro_precision": m["macro"]["precision"], "n_test": m["n"], "params": m.get("params"),
                     "flops": m.get("flops"), "ms_per_frame": lat.get("ms_per_frame"),
                     "vs_mobilenetv2": lat.get("ratio"), "onnx_agrees": (m.get("onnx") or {}).get("agrees"),
-                    "chance": chance_accuracy(m)})
+                    "chance": chance_accuracy(m), "part": m.get("part", "test")})
         if "ten_crop" in m:
             row["accuracy_ten_crop"] = m["ten_crop"]["accuracy"]
     return row
@@ -133,7 +133,8 @@ def main_table(rows: list[dict[str, Any]]) -> str:
         ms = "–" if r.get("ms_per_frame") is None else f"{r['ms_per_frame']:.3f}"
         ratio = "–" if r.get("vs_mobilenetv2") is None else f"{r['vs_mobilenetv2']:.2f}"
         chance = "–" if r.get("chance") is None else _pct(r["chance"])
-        lines.append(f"| {r['model']} | {r['dataset']} | {_pct(r['accuracy'])} | {_pct(r['macro_f1'])} | {chance} | {paper} "
+        ours = _pct(r["accuracy"]) + ("" if r.get("part", "test") == "test" else f" ({r['part']}: no test rows)")
+        lines.append(f"| {r['model']} | {r['dataset']} | {ours} | {_pct(r['macro_f1'])} | {chance} | {paper} "
                      f"| {r['n_test']} | {r['params']:,} | {r['flops'] / 1e6:.2f} | {ms} | {ratio} |")
     return "\n".join(lines)
 

@@ -312,12 +312,27 @@ class ShardDataset(_TorchDataset):
             self._decoded[key] = img
         return img
 
-    def __getitem__(self, i: int):
+    def _tensor(self, i: int):
         import torch
 
         img = self.image(int(i))
         arr = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
-        x = torch.from_numpy(np.ascontiguousarray(arr))
+        return torch.from_numpy(np.ascontiguousarray(arr))
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """The samples ``indices`` (what a DataLoader asks for one batch). A ``transform`` with a
+        ``batch`` method (:class:`pipeline.training.transforms.BatchableCompose`) transforms them all
+        at once, with the same result as one by one; otherwise each goes through :meth:`__getitem__`."""
+        batch = getattr(self.transform, "batch", None)
+        if batch is None or not len(indices):
+            return [self[i] for i in indices]
+        x = batch([self._tensor(i) for i in indices])
+        return list(zip(x.unbind(0), (self.targets[int(i)] for i in indices)))
+
+    def __getitem__(self, i: int):
+        import torch
+
+        x = self._tensor(i)
         if self.transform is not None:
             return self.transform(x), self.targets[int(i)]
         x = x.float().div_(255.0)

@@ -2,7 +2,8 @@
 
 Reads ``<manifest>/manifest.parquet`` (docs/architecture.md, "Manifest") and writes
 ``crops.parquet``, ``outcomes.parquet``, ``summary.json`` and ``contact_sheet.png`` into ``--out``
-("Aligned crops"). Settings: ``params.yaml`` ``align.defaults`` merged with ``align.<dataset>``.
+("Aligned crops"). Settings: ``params.yaml`` ``align.defaults`` merged with ``align.<dataset>``;
+MTCNN runs on the top-level ``device`` (``--device`` overrides it: a GPU when there is one).
 The work is in :mod:`pipeline.align`.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.core import params
+from pipeline.core import device, params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,10 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, help="ingest output directory holding manifest.parquet")
     parser.add_argument("--out", required=True, help="output directory, e.g. data/aligned/<dataset>")
     params.add_argument(parser)
+    device.add_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from pipeline.align.chunks import CorruptPart
     from pipeline.align.dataset import align_dataset
     from pipeline.align.settings import AlignSettings
@@ -30,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = AlignSettings.from_dict(params.section("align", args.dataset, path=args.params),
                                            where=f"align.{args.dataset}")
+        settings = dataclasses.replace(settings, device=str(device.stage_device(args.device, args.params)))
         s = align_dataset(args.manifest, args.out, args.dataset, settings, progress=not args.no_progress)
     except (CorruptPart, FileNotFoundError) as exc:
         print(f"fer-pipeline align: error: {exc}", file=sys.stderr)

@@ -5,8 +5,9 @@ validation fold, ten-crop, folds), the recipes ``train.<model>`` and ``distill.<
 k-fold shards ``data/processed/<dataset>/`` (and ``models/pretrained/`` for a recipe with ``init:
 pretrained``); trains (and distils) one model per fold under
 ``models/cv/<dataset>/<model>-fold<K>/`` and writes ``eval/cv/<dataset>/``: ``metrics.json`` (per
-fold and pooled), ``results.md`` (mean ± std table) and ``confusion-<model>.png`` (pooled). The
-work is in :mod:`pipeline.evaluation.crossval`.
+fold and pooled), ``results.md`` (mean ± std table) and ``confusion-<model>.png`` (pooled). Folds
+train and score on the top-level ``device`` (``--device`` overrides it). The work is in
+:mod:`pipeline.evaluation.crossval`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.core import params
+from pipeline.core import device, params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None,
                         help="comma-separated models to run instead of cv.<dataset>.models (distilled EAN: ean_distilled)")
     params.add_argument(parser)
+    device.add_argument(parser)
 
 
 def settings_for(dataset: str, only: str | None, params_file: str | None) -> dict:
@@ -47,10 +49,16 @@ def settings_for(dataset: str, only: str | None, params_file: str | None) -> dic
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.evaluation.crossval import cross_validate, results_table, write_outputs
+    from pipeline.training.weights import WeightsError
 
+    on = device.stage_device(args.device, args.params)
     settings = settings_for(args.dataset, args.only, args.params)
-    result = cross_validate(Path(args.data) / args.dataset, args.dataset, settings,
-                            Path(args.models) / args.dataset, args.params, pretrained_dir=Path(args.pretrained))
+    try:
+        result = cross_validate(Path(args.data) / args.dataset, args.dataset, settings,
+                                Path(args.models) / args.dataset, args.params, pretrained_dir=Path(args.pretrained),
+                                device=str(on))
+    except WeightsError as exc:  # raised before any fold trains
+        raise SystemExit(f"fer-pipeline cv: error: {exc}") from None
     out = Path(args.out) / args.dataset
     write_outputs(result, out)
     print(results_table(result))

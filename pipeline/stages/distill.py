@@ -5,8 +5,8 @@ the trained teacher ``models/<teacher>-<dataset>/checkpoint.pt`` (``teacher: ean
 dataset's shards; writes ``models/ean_distilled-<dataset>/``: ``checkpoint.pt`` (the best student,
 evaluated like any model), ``rounds.json``, ``dvclive/`` (validation accuracy per round) and
 ``rounds/round-<r>/`` (each round's checkpoint and per-epoch history). The rounds run inside
-this one stage (see README "Training, distillation, evaluation" for why); the work is in
-:mod:`pipeline.training.distill_rounds`.
+this one stage (see README "Training, distillation, evaluation" for why), on the top-level ``device``
+(``--device`` overrides it); the work is in :mod:`pipeline.training.distill_rounds`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.core import params
+from pipeline.core import device, params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/processed", help="root of the processed shards")
     parser.add_argument("--models", default="models", help="root of the model directories")
     params.add_argument(parser)
+    device.add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.training.recipe import load_recipe
     from pipeline.training.runs import DISTILLED
 
+    on = device.stage_device(args.device, args.params)
     settings = load_recipe("distill", args.dataset, args.params)
     teacher = Path(args.models) / f"{settings.get('teacher', 'ean')}-{args.dataset}" / "checkpoint.pt"
     ckpt = read_checkpoint(teacher)
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_split_data(Path(args.data) / args.dataset, fold if fold >= 0 else None,
                            derived_rows=bool(ckpt["recipe"].get("derived_rows", True)))
     out = Path(args.models) / f"{DISTILLED}-{args.dataset}"
-    result = distill(teacher, data, settings, out, dataset=args.dataset)
+    result = distill(teacher, data, settings, out, dataset=args.dataset, device=on)
     accs = ", ".join(f"r{r['round']} {r['val_acc']:.4f}" for r in result.rounds)
     print(f"{out.name}: validation accuracy per round ({accs}); best round {result.best_round} "
           f"-> {out / 'checkpoint.pt'}")

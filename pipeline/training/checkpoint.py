@@ -5,6 +5,10 @@
 evaluation and prediction reuse), ``label_names`` / ``label_ids`` (the dataset's classes in
 output order, and their unified indices), ``params_hash``, ``dataset``, ``fold``, ``best_epoch``,
 ``val_acc`` and ``state_dict``. Any consumer rebuilds the network with :func:`load_model`.
+
+The state dict holds every weight: a run that started from a pretrained file (the recipe's
+``weights``) records the file (``weights``: path and SHA-256) for the record only, and loading
+never opens it, so a checkpoint pulled without the file loads as well.
 """
 
 from __future__ import annotations
@@ -17,13 +21,22 @@ import torch
 from pipeline.training.loop import save_torch
 
 REQUIRED = ("model", "model_args", "num_classes", "in_chans", "recipe", "label_names", "state_dict")
+#: network keywords that name a weights file: never passed when rebuilding (older checkpoints hold
+#: DFNet's ``pretrained_path``; the file may be gone, and the state dict replaces what it held anyway)
+FILE_ARGS = ("pretrained_path",)
 
 
-def build_model(name: str, num_classes: int, in_chans: int, model_args: dict[str, Any] | None) -> torch.nn.Module:
-    """``fer_models.create_model`` with the recipe's variant knobs."""
+def build_model(name: str, num_classes: int, in_chans: int, model_args: dict[str, Any] | None,
+                weights: str | Path | None = None) -> torch.nn.Module:
+    """``fer_models.create_model`` with the recipe's variant knobs, starting from the state dict file
+    ``weights`` when given (``create_model(..., pretrained=weights)``)."""
     import fer_models
 
-    return fer_models.create_model(name, num_classes=num_classes, in_chans=in_chans, **(model_args or {}))
+    args = {k: v for k, v in (model_args or {}).items()
+            if k not in FILE_ARGS and not (k == "pretrained" and isinstance(v, (str, Path)))}
+    if weights is not None:
+        args["pretrained"] = str(weights)
+    return fer_models.create_model(name, num_classes=num_classes, in_chans=in_chans, **args)
 
 
 def save_checkpoint(path: str | Path, network: torch.nn.Module, **meta: Any) -> None:

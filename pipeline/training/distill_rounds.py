@@ -64,21 +64,23 @@ def _val_accuracy(model: torch.nn.Module, data: SplitData, recipe: dict[str, Any
     if len(data.validation) == 0:
         return float("nan")
     ds = with_transform(data.validation, int(recipe["input"]["channels"]), eval_transform(recipe))
-    probs, labels = predict_proba(model, make_loader(ds, int(recipe["batch_size"]), shuffle=False), device)
+    probs, labels = predict_proba(model, make_loader(ds, int(recipe["batch_size"]), shuffle=False, device=device),
+                                  device)
     return float((probs.argmax(1) == labels).mean())
 
 
 def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any], out_dir: str | Path, *,
-            dataset: str) -> DistillResult:
+            dataset: str, device: str | torch.device | None = "cpu") -> DistillResult:
     """Run the rounds from the teacher checkpoint ``teacher_path``; write the best student to
-    ``<out_dir>/checkpoint.pt`` and the round records to ``rounds.json`` and ``dvclive/``."""
+    ``<out_dir>/checkpoint.pt`` and the round records to ``rounds.json`` and ``dvclive/``.
+    ``device``: where teacher and students run (as :func:`pipeline.training.train_model.train_model`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     teacher_ckpt = read_checkpoint(teacher_path)
     if list(teacher_ckpt["label_ids"]) != list(data.label_ids):
         raise ValueError(f"{teacher_path}: teacher classes {teacher_ckpt['label_names']} differ from the "
                          f"data's {data.label_names}")
-    device = resolve_device(settings.get("device", teacher_ckpt["recipe"].get("device", "auto")))
+    device = device if isinstance(device, torch.device) else resolve_device(device)
     # the student trains on the teacher's input pipeline, with the round settings on top
     recipe = copy.deepcopy(teacher_ckpt["recipe"])
     for key in ("epochs", "batch_size", "optimizer", "scheduler", "seed", "ema"):
@@ -124,13 +126,13 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
 
             optimizer = build_optimizer(recipe["optimizer"], student.parameters())
             scheduler = build_scheduler(recipe.get("scheduler"), optimizer, int(recipe["epochs"]))
-            train_loader, val_loader = make_loaders(data, recipe, generator)
+            train_loader, val_loader = make_loaders(data, recipe, generator, device)
             round_live = open_live(round_dir, resume=will_resume(round_dir, key, int(recipe["epochs"])))
             fit_result = fit(student, loss_fn, optimizer, scheduler, train_loader, val_loader,
                              epochs=int(recipe["epochs"]), device=device, run_dir=round_dir, run_key=key,
                              generator=generator, live=round_live, desc=f"distill {dataset} round {r}",
                              channels_last=bool(recipe.get("channels_last", False)),
-                             ema_decay=float(recipe.get("ema", 0)))
+                             ema_decay=float(recipe.get("ema", 0)), amp=recipe.get("amp", "off"))
             round_live.end()
             student.load_state_dict(fit_result.best_state)
             val_acc, best_epoch = fit_result.best_val_acc, fit_result.best_epoch

@@ -32,10 +32,11 @@ def pretrain_recipe(recipe: dict[str, Any], settings: dict[str, Any]) -> dict[st
 
 
 def pretrain(model_name: str, recipe: dict[str, Any], settings: dict[str, Any], data: SplitData,
-             out_dir: str | Path):
+             out_dir: str | Path, device="cpu"):
     """Train ``model_name`` by its ``recipe`` (as :func:`pretrain_recipe` makes it) on the synthetic
-    faces ``data`` into ``out_dir``; returns what :func:`pipeline.training.train_model.train_model` returns."""
-    return train_model(data, model_name, pretrain_recipe(recipe, settings), out_dir, dataset="synthetic")
+    faces ``data`` into ``out_dir`` on ``device``; returns what :func:`pipeline.training.train_model.train_model` returns."""
+    return train_model(data, model_name, pretrain_recipe(recipe, settings), out_dir, dataset="synthetic",
+                       device=device)
 
 
 def synthetic_data(settings: dict[str, Any], root: str | Path) -> SplitData:

@@ -1,4 +1,4 @@
-"""A training recipe: the merged ``train.defaults`` + ``train.<model>`` settings, seeds, device.
+"""A training recipe: the merged ``train.defaults`` + ``train.<model>`` settings, seeds, RNG states.
 
 The recipe is a plain mapping read from ``params.yaml`` (see ``pipeline.core.params.section``), so DVC
 tracks exactly the keys a run depends on; :func:`fingerprint` hashes it (with the data) into the
@@ -79,20 +79,28 @@ def worker_init(worker_id: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """The global RNG states (Python, NumPy, torch CPU) for a resumable checkpoint."""
+    """The global RNG states (Python, NumPy, torch CPU, and every CUDA device's where CUDA is
+    initialised: dropout and random ops on the GPU draw from those) for a resumable checkpoint."""
     import torch
 
-    return {"python": random.getstate(), "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # a CPU run's state is as before
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` saved."""
+    """Restore what :func:`rng_state` saved (the CUDA states only where this machine has CUDA: a run
+    resumed on another kind of machine continues, but is exact only on the same kind)."""
     import torch
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available():
+        for index, s in enumerate(cuda[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, index)
 
 
 #: values of a recipe's ``init``: None (the model's own initialisation) or "pretrained"

@@ -20,17 +20,19 @@ from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.core.device import resolve_device
 from pipeline.training.recipe import fingerprint, init_of, seed_everything
 from pipeline.training.transforms import eval_transform, train_transform
+from pipeline.training.weights import ensure_weights, weights_key
 
 
-def make_loaders(data: SplitData, recipe: dict[str, Any], generator: torch.Generator):
-    """Training loader (augmented, shuffled by ``generator``) and validation loader (plain)."""
+def make_loaders(data: SplitData, recipe: dict[str, Any], generator: torch.Generator, device=None):
+    """Training loader (augmented, shuffled by ``generator``) and validation loader (plain), their
+    batches in pinned memory when they go to a CUDA ``device``."""
     channels = int(recipe["input"]["channels"])
     train_ds = with_transform(data.train, channels, train_transform(recipe))
     val_ds = with_transform(data.validation, channels, eval_transform(recipe))
     bs = int(recipe["batch_size"])
     workers = int(recipe.get("num_workers", 0))
-    return (make_loader(train_ds, bs, shuffle=True, generator=generator, num_workers=workers),
-            make_loader(val_ds, bs, shuffle=False, num_workers=workers))
+    return (make_loader(train_ds, bs, shuffle=True, generator=generator, num_workers=workers, device=device),
+            make_loader(val_ds, bs, shuffle=False, num_workers=workers, device=device))
 
 
 def _teacher(recipe: dict[str, Any], teacher_path: str | Path | None, data: SplitData, device):
@@ -56,7 +58,8 @@ def _teacher(recipe: dict[str, Any], teacher_path: str | Path | None, data: Spli
 def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_dir: str | Path, *,
                 dataset: str, stop_after_epoch: int | None = None,
                 teacher_path: str | Path | None = None,
-                pretrained_path: str | Path | None = None) -> tuple[FitResult, dict[str, Any]]:
+                pretrained_path: str | Path | None = None,
+                device: str | torch.device | None = "cpu") -> tuple[FitResult, dict[str, Any]]:
     """Train ``model_name`` by ``recipe`` on ``data``; write checkpoint and DVCLive logs to ``out_dir``.
 
     ``model_name`` names the recipe; the network is ``recipe["arch"]`` when given (an ablation
@@ -71,6 +74,11 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
 
     A recipe with ``init: pretrained`` starts from the weights at ``pretrained_path``, learned by
     stage ``pretrain`` for this recipe on synthetic faces (:mod:`pipeline.training.pretraining`).
+    A recipe with ``weights: <file>`` starts from that state dict (e.g. DFNet's ImageNet ResNet50,
+    :mod:`pipeline.training.weights`); the checkpoint holds every weight, never needing the file.
+
+    ``device``: where it trains (``auto``/None: CUDA when present; stages pass ``params.yaml``'s
+    ``device`` or ``--device``, :func:`pipeline.core.device.resolve_device`).
 
     Returns the fit result and the checkpoint metadata written.
     """
@@ -78,13 +86,18 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
         raise ValueError(f"{dataset}: no training rows")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    model_args = dict(recipe.get("model_args") or {})
+    if "pretrained_path" in model_args:
+        raise ValueError(f"train.{model_name}.model_args.pretrained_path: moved to train.{model_name}.weights")
+    if init_of(recipe) == "pretrained" and recipe.get("weights"):
+        raise ValueError(f"train.{model_name}: init: pretrained and weights are two starting points; set one")
+    weights = ensure_weights(recipe, model_name)  # before seeding: fetching must not move any RNG
     seed = int(recipe.get("seed", 0))
     generator = seed_everything(seed, bool(recipe.get("deterministic", True)))
-    device = resolve_device(recipe.get("device", "auto"))
     channels = int(recipe["input"]["channels"])
-    model_args = dict(recipe.get("model_args") or {})
     arch = recipe.get("arch") or model_name
-    model = build_model(arch, len(data.label_ids), channels, model_args)
+    model = build_model(arch, len(data.label_ids), channels, model_args, weights=weights)
     init_key = (load_pretrained(model, pretrained_path, arch=arch, model_args=model_args, in_chans=channels,
                                 label_ids=data.label_ids) if init_of(recipe) == "pretrained" else None)
     model = model.to(device)
@@ -103,16 +116,19 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
         criterion.parameters() if isinstance(criterion, torch.nn.Module) else []))
     epochs = int(recipe["epochs"])
     scheduler = build_scheduler(recipe.get("scheduler"), optimizer, epochs)
-    train_loader, val_loader = make_loaders(data, recipe, generator)
+    train_loader, val_loader = make_loaders(data, recipe, generator, device)
+    weights_hash = weights_key(weights)
     run_key = fingerprint(model_name, dataset, data.fold, recipe, data.fingerprint,
-                          *([teacher_key] if teacher is not None else []), *([init_key] if init_key is not None else []))
+                          *([teacher_key] if teacher is not None else []), *([init_key] if init_key is not None else []),
+                          *([weights_hash] if weights_hash is not None else []))
     from pipeline.training.live_log import open_live  # here: dvclive takes a second to import
 
     live = open_live(out_dir, resume=will_resume(out_dir, run_key, epochs))
     result = fit(model, loss_fn, optimizer, scheduler, train_loader, val_loader, epochs=epochs, device=device,
                  run_dir=out_dir, run_key=run_key, generator=generator, live=live,
                  desc=f"train {model_name}-{dataset}", stop_after_epoch=stop_after_epoch,
-                 channels_last=bool(recipe.get("channels_last", False)), ema_decay=float(recipe.get("ema", 0)))
+                 channels_last=bool(recipe.get("channels_last", False)), ema_decay=float(recipe.get("ema", 0)),
+                 amp=recipe.get("amp", "off"))
     model.load_state_dict(result.best_state)
     meta = {"model": arch, "run_model": model_name, "model_args": model_args, "num_classes": len(data.label_ids),
             "in_chans": channels, "recipe": recipe, "label_names": data.label_names,
@@ -120,7 +136,8 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
             "best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
             "n_train": len(data.train), "n_validation": len(data.validation),
             **({"teacher": str(teacher_path)} if teacher is not None else {}),
-            **({"pretrained": str(pretrained_path)} if init_key is not None else {})}
+            **({"pretrained": str(pretrained_path)} if init_key is not None else {}),
+            **({"weights": {"path": str(weights), "sha256_16": weights_hash}} if weights is not None else {})}
     save_checkpoint(out_dir / "checkpoint.pt", model, **meta)
     live.summary.update({"best": {"val_acc": result.best_val_acc, "epoch": result.best_epoch},
                          "epochs": epochs, "n_train": len(data.train), "n_validation": len(data.validation)})

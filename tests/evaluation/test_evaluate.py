@@ -94,3 +94,29 @@ def test_evaluate_names_a_missing_checkpoint(evaluated, tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         main(["evaluate", "--model", "resatt", "--dataset", "rafdb", "--data", str(data), "--models",
               str(base / "models"), "--out", str(tmp_path)])
+
+
+def test_without_test_rows_evaluate_scores_the_validation_part_and_says_so(evaluated, tmp_path, capsys):
+    """FER2013 without PrivateTest: no test shards. Evaluate scores PublicTest (validation), labelled so."""
+    import shutil
+
+    from pipeline.reporting.report import _main_rows, collect_evaluations, main_table
+
+    base, data = evaluated
+    public = tmp_path / "processed"
+    shutil.copytree(data, public)
+    for path in (public / "rafdb").glob("test-*.parquet"):
+        path.unlink()
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", "ean", "--dataset", "rafdb", "--data", str(public), "--models",
+                 str(base / "models"), "--out", str(out), "--params", str(base / "params.yaml")]) == 0
+    assert "ean-rafdb: validation accuracy" in capsys.readouterr().out
+    m = json.loads((out / "ean-rafdb" / "metrics.json").read_text())
+    tested = json.loads((base / "eval" / "ean-rafdb" / "metrics.json").read_text())
+    from pipeline.training.data import load_split_data
+
+    split = load_split_data(public / "rafdb")
+    assert m["part"] == "validation" and tested["part"] == "test"
+    assert len(split.test) == 0 and m["n"] == len(split.validation) > 0
+    table = main_table(_main_rows(collect_evaluations(out), {}))
+    assert "(validation: no test rows)" in table

@@ -33,10 +33,10 @@ def test_committed_params_are_the_demo_base():
 
 
 def test_profiles_are_listed(project):
-    assert available(project / "profiles") == ["demo", "ckplus48", "paper"]
+    assert available(project / "profiles") == ["demo", "ckplus48", "fer2013", "paper"]
 
 
-@pytest.mark.parametrize("name", ["paper", "ckplus48"])
+@pytest.mark.parametrize("name", ["paper", "ckplus48", "fer2013"])
 def test_switch_and_back_restores_the_base_byte_for_byte(project, name):
     base = (project / "params.yaml").read_bytes()
     switch(name, project / "params.yaml")
