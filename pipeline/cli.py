@@ -28,7 +28,8 @@ STAGES: dict[str, str] = {
 COMMANDS: dict[str, str] = {
     "sample": "write the synthetic sample of every dataset in its native layout",
     "models": "print the model zoo: parameters and FLOPs against the papers",
-    "predict": "detect, align and classify faces in photographs",
+    "predict": "detect, align and classify faces in photographs, folders and videos",
+    "export": "write a checkpoint as one ONNX or TorchScript file with its classes and preprocessing",
     "profile": "switch params.yaml to a named profile (demo, paper, ckplus48, fer2013)",
     "serve": "serve the scheduled Prefect deployment (pull, each stale DVC stage a task, push)",
 }

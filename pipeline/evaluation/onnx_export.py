@@ -5,6 +5,10 @@ Export uses the TorchScript-based exporter (``dynamo=False``): it is determinist
 same bytes), handles every model of the zoo at opset 17, and takes ~0.4 s for EAN where the
 torch.export-based exporter takes 10-18 s on this 2-core machine (also deterministic, but too slow
 for tests and per-model evaluation). Its deprecation warning is silenced here on purpose.
+
+One exporter for ``evaluate`` (its ``model.onnx``) and ``fer-pipeline export``, which also stores
+string ``metadata`` properties (class names, normalisation, input size, alignment: see
+``pipeline.inference.spec``); ONNX Runtime reads them back with ``session.get_modelmeta()``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -24,7 +28,8 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def export_onnx(model: Any, input_shape: Sequence[int], path: str | os.PathLike, opset: int = 17) -> Path:
+def export_onnx(model: Any, input_shape: Sequence[int], path: str | os.PathLike, opset: int = 17,
+                metadata: Mapping[str, str] | None = None) -> Path:
     """Export ``model`` (in eval mode) to ``path`` with a dynamic batch axis; return the path.
 
     Args:
@@ -32,6 +37,7 @@ def export_onnx(model: Any, input_shape: Sequence[int], path: str | os.PathLike,
         input_shape: example input shape ``(B, C, H, W)``; the batch axis is exported as dynamic.
         path: the ``.onnx`` file to write (atomically).
         opset: ONNX opset version (17 or newer).
+        metadata: string properties stored in the model (``metadata_props``), in key order.
 
     Raises:
         ValueError: when ``opset < 17``.
@@ -58,16 +64,31 @@ def export_onnx(model: Any, input_shape: Sequence[int], path: str | os.PathLike,
                 do_constant_folding=True,
                 dynamo=False,
             )
+            if metadata:
+                _set_metadata(tmp, metadata)
     finally:
         model.train(was_training)
     return path
 
 
-def onnx_session(path: str | os.PathLike, threads: int = 1) -> Any:
-    """An ONNX Runtime CPU inference session on ``path`` using ``threads`` intra-op threads.
+def _set_metadata(path: Path, metadata: Mapping[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key in sorted(metadata):
+        prop = model.metadata_props.add()
+        prop.key, prop.value = str(key), str(metadata[key])
+    onnx.save(model, str(path))
+
+
+def onnx_session(path: str | os.PathLike, threads: int = 1, providers: Sequence[Any] | None = None,
+                 spin: bool = True) -> Any:
+    """An ONNX Runtime inference session on ``path`` using ``threads`` intra-op threads.
 
     One thread by default: latency figures are then comparable across machines and do not fight
-    other processes for cores.
+    other processes for cores. ``providers`` defaults to the CPU only. ``spin=False`` lets idle
+    worker threads sleep instead of spinning (``predict``: a core shared with other work).
     """
     import onnxruntime as ort
 
@@ -78,7 +99,9 @@ def onnx_session(path: str | os.PathLike, threads: int = 1) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"]))
 
 
 def run_onnx(session: Any, x: Any) -> np.ndarray:

@@ -1,0 +1,83 @@
+"""The work of ``fer-pipeline export``: one file that holds a checkpoint's network and its spec.
+
+- ``onnx``: :func:`pipeline.evaluation.onnx_export.export_onnx` (the exporter ``evaluate`` uses)
+  with the :class:`~pipeline.inference.spec.ModelSpec` as metadata properties: ``fer_pipeline``
+  (the whole spec, JSON), ``class_names``, ``mean``, ``std``, ``input_size`` (``[C, H, W]``);
+- ``torchscript``: the traced network, the spec as the archive's ``fer_pipeline.json``.
+
+The file is then opened as ``predict --model`` opens it and checked against the checkpoint on
+a seeded random batch: :attr:`Exported.max_prob_diff` is the largest probability difference.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.inference.spec import ModelError, ModelSpec, spec_from_checkpoint
+
+FORMATS = ("onnx", "torchscript")
+SUFFIX_FORMAT = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    format: str
+    spec: ModelSpec
+    max_prob_diff: float
+
+
+def format_of(out: str | os.PathLike, fmt: str | None) -> str:
+    """``fmt``, or the format the file name says (``.onnx``; ``.pt``/``.ts`` for TorchScript)."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise ModelError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+        return fmt
+    suffix = Path(out).suffix.lower()
+    if suffix not in SUFFIX_FORMAT:
+        raise ModelError(f"{out}: give --format ({', '.join(FORMATS)}) or name the file .onnx / .pt")
+    return SUFFIX_FORMAT[suffix]
+
+
+def export_torchscript(network, input_shape, path: str | os.PathLike, spec_json: str) -> Path:
+    """Trace ``network`` at ``input_shape`` and save it with the spec, atomically."""
+    import torch
+
+    from pipeline.core.atomic import atomic_path
+    from pipeline.inference.backends import TORCHSCRIPT_SPEC
+
+    network = network.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice: still what users load without the zoo
+        traced = torch.jit.trace(network, torch.zeros(*input_shape))
+        with atomic_path(path) as tmp:
+            torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_SPEC: spec_json})
+    return Path(path)
+
+
+def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str | None = None,
+                 params: str | os.PathLike | None = None, check_batch: int = 4) -> Exported:
+    """Export ``checkpoint`` to ``out`` in ``fmt`` (see the module doc) and check it."""
+    import torch
+
+    from pipeline.evaluation.onnx_export import export_onnx
+    from pipeline.inference.backends import TorchBackend, load_checkpoint_model, open_model, softmax
+
+    fmt = format_of(out, fmt)
+    network, ckpt = load_checkpoint_model(checkpoint, "cpu")
+    spec = spec_from_checkpoint(ckpt, checkpoint, params)
+    shape = (1, *spec.input_shape)
+    if fmt == "onnx":
+        export_onnx(network, shape, out, metadata=spec.metadata())
+    else:
+        export_torchscript(network, shape, out, spec.to_json())
+    exported_spec, backend = open_model(model=out, device="cpu")
+    x = np.random.default_rng(0).standard_normal((check_batch, *spec.input_shape)).astype(np.float32)
+    ref = TorchBackend(network, torch.device("cpu"))(x)
+    diff = float(np.abs(softmax(backend(x)) - softmax(ref)).max())
+    return Exported(Path(out), fmt, exported_spec, diff)
