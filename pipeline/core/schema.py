@@ -303,6 +303,8 @@ PER_DATASET: dict[str, Any] = {"sample": Sample, "ingest": INGEST, "align": Alig
 EXTRA_ENTRIES = {"align": ("photos", "video")}  # `predict`'s photographs and video frames
 LISTS = {"pretrain": ("models",), "distill": ("datasets",), "cv": ("datasets",), "train": ("matrix",),
          "evaluate": ("matrix",)}
+#: one-name keys beside a section's entries: a processed dataset of `datasets`, or the words allowed
+NAMES = {("pretrain", "source"): ("synthetic",)}
 PLAIN: dict[str, type[Knobs]] = {"evaluate": Evaluate, "report": Report, "flow": Flow}
 PER_ENTRY: dict[str, type[Knobs]] = {"pretrain": Pretrain, "train": Recipe, "distill": Distill, "cv": Cv}
 TOP = ("profile", "device", "datasets", *PER_DATASET, *PLAIN, *PER_ENTRY)
@@ -389,7 +391,7 @@ def _check_per_entry(params: dict[str, Any], name: str) -> None:
     sec, defaults = _entries(params, name)
     model = PER_ENTRY[name]
     for key, entry in sec.items():
-        if key in LISTS.get(name, ()) or key == "defaults":
+        if key in LISTS.get(name, ()) or (name, key) in NAMES or key == "defaults":
             continue
         if not isinstance(entry, dict):
             raise ParamsError(f"{name}.{key}: expected a mapping, got {entry!r}")
@@ -418,6 +420,11 @@ def _check_start(recipe: dict[str, Any], where: str) -> None:
 
 
 def _check_lists(params: dict[str, Any], datasets: list[str]) -> None:
+    for (name, key), words in NAMES.items():
+        value = (params.get(name) or {}).get(key, words[0])
+        if value not in (*words, *datasets):
+            raise ParamsError(f"{name}.{key}: {value!r} is neither {' nor '.join(words)} nor a dataset of `datasets`"
+                              f"{_suggest(value, [*words, *datasets])}")
     for name, keys in LISTS.items():
         sec = params.get(name) or {}
         for key in keys:

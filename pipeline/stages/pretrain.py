@@ -1,9 +1,11 @@
-"""Stage ``pretrain``: train recipes on synthetic faces, for the recipes with ``init: pretrained``.
+"""Stage ``pretrain``: train recipes on a large source of faces, for the recipes with ``init: pretrained``.
 
 ``fer-pipeline pretrain`` trains every recipe of ``pretrain.models`` (``train.defaults`` +
-``train.<model>``, without its teacher, for ``pretrain.<model>.epochs``) on labelled synthetic
-face crops (``pretrain.defaults`` + ``pretrain.<model>``: classes, sequences per class, framing,
-seed) and writes ``models/pretrained/<model>/`` (``checkpoint.pt``, ``dvclive/``) and
+``train.<model>``, without its teacher, for ``pretrain.<model>.epochs``) on ``pretrain.source``:
+``synthetic``, labelled synthetic face crops (``pretrain.defaults`` + ``pretrain.<model>``: classes,
+sequences per class, framing, seed), or a processed dataset (``data/processed/<source>``, e.g.
+``fer2013``: its train split trains and its validation split selects, its classes are the
+pretraining's; the fine-tuning replaces the head where the target's classes differ), and writes ``models/pretrained/<model>/`` (``checkpoint.pt``, ``dvclive/``) and
 ``models/pretrained/pretrained.json`` (one entry per model: validation accuracy on synthetic
 faces of unseen identities, rows, settings). With no models listed (the demo) it writes only that
 index, so that ``train`` and ``cv``, which depend on the directory, always find it. It trains on the
@@ -22,6 +24,8 @@ from pipeline.core import device, params
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="models/pretrained", help="output directory (one folder per model)")
+    parser.add_argument("--data", default="data/processed", help="root of the processed shards (pretrain.source "
+                        "other than synthetic)")
     params.add_argument(parser)
     device.add_argument(parser)
 
@@ -35,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     on = device.stage_device(args.device, args.params)
     params = load(args.params)
     models = list((params.get("pretrain") or {}).get("models") or [])
+    source = (params.get("pretrain") or {}).get("source", "synthetic")
+    shards = None
+    if source != "synthetic" and models:
+        from pipeline.training.data import load_split_data
+
+        shards = load_split_data(Path(args.data) / source, derived_rows=False)
     out = Path(args.out)
     index = {}
     with atomic_path(out) as tmp:  # the whole directory at once: no stale model of an earlier list survives
@@ -42,12 +52,13 @@ def run(args: argparse.Namespace) -> int:
         for model in models:
             settings = section("pretrain", model, params=params)
             with tempfile.TemporaryDirectory() as faces:  # the synthetic faces, as shards: not an output
-                result, meta = pretrain(model, load_recipe("train", model, args.params), settings,
-                                        synthetic_data(settings, faces), tmp / model, device=on)
-            index[model] = {"val_acc": result.best_val_acc, "best_epoch": result.best_epoch,
+                data = shards if shards is not None else synthetic_data(settings, faces)
+                result, meta = pretrain(model, load_recipe("train", model, args.params), settings, data,
+                                        tmp / model, device=on, source=source)
+            index[model] = {"source": source, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch,
                             "n_train": meta["n_train"], "n_validation": meta["n_validation"],
                             "classes": meta["label_names"], "settings": settings}
-            print(f"pretrained {model}: {meta['n_train']} synthetic faces, validation accuracy "
+            print(f"pretrained {model}: {meta['n_train']} {source} faces, validation accuracy "
                   f"{result.best_val_acc:.4f} (epoch {result.best_epoch}) -> {out / model / 'checkpoint.pt'}")
         (tmp / "pretrained.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     if not models:

@@ -67,21 +67,52 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
 
 
 def load_pretrained(model: torch.nn.Module, path: str | Path | None, *, arch: str, model_args: dict[str, Any],
-                    in_chans: int, label_ids: list[int]) -> str:
-    """Load the pretrained weights at ``path`` into ``model`` (same network, classes and channels).
+                    in_chans: int, label_ids: list[int]) -> tuple[str, dict[str, Any]]:
+    """Load the pretrained weights at ``path`` into ``model`` (same network and input channels).
 
-    Returns the checkpoint's ``params_hash``, which goes into the run key of the training that
-    starts from it. Raises ``FileNotFoundError`` when there is no checkpoint and ``ValueError``
-    naming the file when it holds another network, other classes or other input channels.
+    Where the pretraining's classes differ from this run's (FER2013 has neutral and no contempt,
+    CK+48 contempt and no neutral), the network's classifier (``default_cfgs[arch]["classifier"]``)
+    keeps the pretrained rows of the classes both have and starts the others from the model's own
+    initialisation; every other weight is kept.
+
+    Returns the checkpoint's ``params_hash`` (it goes into the run key of the training that starts
+    from it) and what was kept: ``{"source", "kept_classes", "new_classes"}`` (class names), written
+    into the fine-tuned checkpoint. Raises ``FileNotFoundError`` when there is no checkpoint and
+    ``ValueError`` naming the file when it holds another network or other input channels.
     """
+    from fer_models import model_default_cfg
+
+    from pipeline.core.labels import LABEL_NAMES
+
     if path is None or not Path(path).is_file():
         raise FileNotFoundError(f"init: pretrained: no pretrained checkpoint at {path} (list the recipe in "
                                 f"pretrain.models and run `fer-pipeline pretrain`, stage pretrain)")
     ckpt = read_checkpoint(path)
-    mine = {"model": arch, "model_args": model_args, "in_chans": in_chans, "label_ids": list(label_ids)}
-    theirs = {k: (list(ckpt[k]) if k == "label_ids" else ckpt[k]) for k in mine}
-    wrong = [f"{k} {theirs[k]} (this run: {mine[k]})" for k in mine if theirs[k] != mine[k]]
+    mine = {"model": arch, "model_args": model_args, "in_chans": in_chans}
+    wrong = [f"{k} {ckpt[k]} (this run: {mine[k]})" for k in mine if ckpt[k] != mine[k]]
     if wrong:
         raise ValueError(f"{path}: the pretrained network differs from this run's: {'; '.join(wrong)}")
-    model.load_state_dict(ckpt["state_dict"])
-    return str(ckpt.get("params_hash", ""))
+    theirs, ours = [int(i) for i in ckpt["label_ids"]], [int(i) for i in label_ids]
+    state = dict(ckpt["state_dict"])
+    if theirs != ours:
+        head = model_default_cfg(arch).get("classifier")
+        if not head:
+            raise ValueError(f"{path}: pretrained on classes {ckpt['label_names']}, this run has "
+                             f"{[LABEL_NAMES[i] for i in ours]}, and {arch} names no classifier to replace")
+        own = model.state_dict()
+        for key, value in state.items():
+            if not key.startswith(f"{head}.") or value.shape == own[key].shape and value.ndim == 0:
+                continue
+            if value.ndim and value.shape[0] == len(theirs) and own[key].shape[0] == len(ours) \
+                    and value.shape[1:] == own[key].shape[1:]:
+                rows = own[key].clone()  # per-class rows: shared classes keep theirs, new ones the init
+                for c in set(theirs) & set(ours):
+                    rows[ours.index(c)] = value[theirs.index(c)]
+                state[key] = rows
+            elif value.shape != own[key].shape:
+                state[key] = own[key]
+    model.load_state_dict(state)
+    info = {"source": str(ckpt.get("dataset", "")),
+            "kept_classes": [LABEL_NAMES[c] for c in ours if c in theirs],
+            "new_classes": [LABEL_NAMES[c] for c in ours if c not in theirs]}
+    return str(ckpt.get("params_hash", "")), info

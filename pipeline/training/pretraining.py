@@ -1,4 +1,4 @@
-"""Pretraining on synthetic faces: the work of stage ``pretrain``.
+"""Pretraining on synthetic faces or on a large real dataset's shards: the work of stage ``pretrain``.
 
 A recipe with ``init: pretrained`` (``train.<model>``) starts from the weights that stage
 ``pretrain`` learned for that recipe on labelled synthetic face crops (made by the stage with
@@ -32,10 +32,11 @@ def pretrain_recipe(recipe: dict[str, Any], settings: dict[str, Any]) -> dict[st
 
 
 def pretrain(model_name: str, recipe: dict[str, Any], settings: dict[str, Any], data: SplitData,
-             out_dir: str | Path, device="cpu"):
-    """Train ``model_name`` by its ``recipe`` (as :func:`pretrain_recipe` makes it) on the synthetic
-    faces ``data`` into ``out_dir`` on ``device``; returns what :func:`pipeline.training.train_model.train_model` returns."""
-    return train_model(data, model_name, pretrain_recipe(recipe, settings), out_dir, dataset="synthetic",
+             out_dir: str | Path, device="cpu", source: str = "synthetic"):
+    """Train ``model_name`` by its ``recipe`` (as :func:`pretrain_recipe` makes it) on ``data`` (the
+    synthetic faces, or the shards of dataset ``source``) into ``out_dir`` on ``device``; returns what
+    :func:`pipeline.training.train_model.train_model` returns."""
+    return train_model(data, model_name, pretrain_recipe(recipe, settings), out_dir, dataset=source,
                        device=device)
 
 

@@ -98,8 +98,9 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
     channels = int(recipe["input"]["channels"])
     arch = recipe.get("arch") or model_name
     model = build_model(arch, len(data.label_ids), channels, model_args, weights=weights)
-    init_key = (load_pretrained(model, pretrained_path, arch=arch, model_args=model_args, in_chans=channels,
-                                label_ids=data.label_ids) if init_of(recipe) == "pretrained" else None)
+    init_key, init_info = (load_pretrained(model, pretrained_path, arch=arch, model_args=model_args,
+                                           in_chans=channels, label_ids=data.label_ids)
+                           if init_of(recipe) == "pretrained" else (None, None))
     model = model.to(device)
     criterion = build_criterion(recipe, model)
     if isinstance(criterion, torch.nn.Module):
@@ -136,7 +137,7 @@ def train_model(data: SplitData, model_name: str, recipe: dict[str, Any], out_di
             "best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
             "n_train": len(data.train), "n_validation": len(data.validation),
             **({"teacher": str(teacher_path)} if teacher is not None else {}),
-            **({"pretrained": str(pretrained_path)} if init_key is not None else {}),
+            **({"pretrained": {"path": str(pretrained_path), **init_info}} if init_key is not None else {}),
             **({"weights": {"path": str(weights), "sha256_16": weights_hash}} if weights is not None else {})}
     save_checkpoint(out_dir / "checkpoint.pt", model, **meta)
     live.summary.update({"best": {"val_acc": result.best_val_acc, "epoch": result.best_epoch},

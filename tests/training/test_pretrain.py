@@ -103,12 +103,34 @@ def test_init_pretrained_starts_from_those_weights_and_keys_the_run(ratio_data, 
                                pretrained_path=pretrained[0] / "ean" / "checkpoint.pt")
     weights = [k for k in start if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert all(torch.equal(result.best_state[k], start[k]) for k in weights)
-    assert meta["pretrained"] == str(pretrained[0] / "ean" / "checkpoint.pt")
+    assert meta["pretrained"] == {"path": str(pretrained[0] / "ean" / "checkpoint.pt"), "source": "synthetic",
+                                  "kept_classes": CLASSES, "new_classes": []}
     plain, plain_meta = train_model(data, "ean", frozen, tmp_path / "b", dataset="ckplus")
     assert not all(torch.equal(plain.best_state[k], start[k]) for k in weights)  # the default init is another
     _, other = train_model(data, "ean", {**frozen, "init": "pretrained"}, tmp_path / "c", dataset="ckplus",
                            pretrained_path=pretrained[1] / "ean" / "checkpoint.pt")
     assert len({meta["params_hash"], plain_meta["params_hash"], other["params_hash"]}) == 3
+
+
+def test_other_classes_keep_the_shared_head_rows_and_start_the_new_ones_afresh(tmp_path, pretrained):
+    """Pretrained on anger, happiness, surprise; fine-tuned on anger, contempt, happiness (as FER2013 ->
+    CK+48): the trunk and the shared classes' rows of EAN's classifier (``tail``) are the pretrained
+    ones, contempt's row is the model's own initialisation."""
+    other = tiny_shards(tmp_path / "other", "ckplus", "ratio", labels=(1, 2, 5))
+    data = load_split_data(other / "ckplus")
+    frozen = {**RECIPE, "epochs": 1, "optimizer": {"name": "sgd", "lr": 0.0, "momentum": 0.9}, "init": "pretrained"}
+    path = pretrained[0] / "ean" / "checkpoint.pt"
+    start = read_checkpoint(path)["state_dict"]
+    result, meta = train_model(data, "ean", frozen, tmp_path / "a", dataset="ckplus", pretrained_path=path)
+    assert meta["pretrained"]["kept_classes"] == ["anger", "happiness"]
+    assert meta["pretrained"]["new_classes"] == ["contempt"]
+    trunk = [k for k in start if not k.startswith("tail.") and not k.endswith(("running_mean", "running_var",
+                                                                                "num_batches_tracked"))]
+    assert trunk and all(torch.equal(result.best_state[k], start[k]) for k in trunk)
+    conv = "tail.0.weight"  # rows: classes; pretrained anger 0, happiness 1 -> fine-tuned 0 and 2
+    assert torch.equal(result.best_state[conv][0], start[conv][0])
+    assert torch.equal(result.best_state[conv][2], start[conv][1])
+    assert not torch.equal(result.best_state[conv][1], start[conv][2])  # contempt: not surprise's row
 
 
 def test_init_pretrained_refuses_a_missing_or_foreign_checkpoint(tmp_path, pretrained):
@@ -118,8 +140,10 @@ def test_init_pretrained_refuses_a_missing_or_foreign_checkpoint(tmp_path, pretr
     with pytest.raises(FileNotFoundError, match="pretrain.models"):
         train_model(data, "ean", recipe, tmp_path / "a", dataset="ckplus", pretrained_path=tmp_path / "none.pt")
     path = pretrained[0] / "ean" / "checkpoint.pt"
-    with pytest.raises(ValueError, match=f"{path}: .*label_ids \\[1, 5, 7\\] \\(this run: \\[1, 5\\]\\)"):
-        train_model(data, "ean", recipe, tmp_path / "b", dataset="ckplus", pretrained_path=path)
+    with pytest.raises(ValueError, match=f"{path}: .*in_chans 1 \\(this run: 3\\)"):
+        train_model(data, "ean", {**recipe, "input": {**RECIPE["input"], "channels": 3, "mean": [0.5] * 3,
+                                                       "std": [0.5] * 3}}, tmp_path / "b", dataset="ckplus",
+                    pretrained_path=path)
     with pytest.raises(ValueError, match="recipe init 'imagenet'"):
         train_model(data, "ean", {**recipe, "init": "imagenet"}, tmp_path / "c", dataset="ckplus")
 
@@ -129,7 +153,7 @@ def test_train_and_cv_stages_find_the_pretrained_weights(ratio_data, pretrained,
     assert main(["train", "--model", "ean", "--dataset", "ckplus", "--data", str(ratio_data),
                  "--out", str(tmp_path / "models"), "--pretrained", str(pretrained[0]), "--params", str(params)]) == 0
     ckpt = read_checkpoint(tmp_path / "models" / "ean-ckplus" / "checkpoint.pt")
-    assert ckpt["pretrained"] == str(pretrained[0] / "ean" / "checkpoint.pt")
+    assert ckpt["pretrained"]["path"] == str(pretrained[0] / "ean" / "checkpoint.pt")
     # cv refuses before any fold trains when the pretrained checkpoint is missing
     from pipeline.evaluation.crossval import cross_validate
 
@@ -138,3 +162,23 @@ def test_train_and_cv_stages_find_the_pretrained_weights(ratio_data, pretrained,
         cross_validate(kfold / "jaffe", "jaffe", {"models": ["ean"]}, tmp_path / "cv", str(params),
                        pretrained_dir=tmp_path / "nowhere")
     assert not (tmp_path / "cv").exists()
+
+
+def test_pretraining_on_a_processed_dataset(tmp_path):
+    """pretrain.source: a dataset's shards (FER2013 in the profiles): its train split trains, its
+    validation split selects, its classes are the pretraining's; the index says where it came from."""
+    source = tiny_shards(tmp_path / "source", "rafdb", "ratio", labels=(1, 5, 7))
+    params = _params(tmp_path / "params.yaml", ["ean"])
+    raw = yaml.safe_load(params.read_text())
+    raw["pretrain"]["source"] = "rafdb"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["pretrain", "--out", str(tmp_path / "pre"), "--data", str(source), "--params", str(params)]) == 0
+    index = json.loads((tmp_path / "pre" / "pretrained.json").read_text())
+    data = load_split_data(source / "rafdb", derived_rows=False)
+    assert index["ean"]["source"] == "rafdb" and index["ean"]["n_train"] == len(data.train)
+    assert index["ean"]["n_validation"] == len(data.validation)
+    ckpt = read_checkpoint(tmp_path / "pre" / "ean" / "checkpoint.pt")
+    assert ckpt["dataset"] == "rafdb" and ckpt["label_names"] == CLASSES
+    raw["pretrain"]["source"] = "fer2014"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["pretrain", "--out", str(tmp_path / "bad"), "--data", str(source), "--params", str(params)]) == 2
