@@ -81,3 +81,26 @@ def generated_raw(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("generated_raw")
     write_sample(root, per_class=GENERATED_RAW_PER_CLASS, seed=0, jobs=1)  # no fork after torch loaded
     return root
+
+
+@pytest.fixture
+def torch_cache(tmp_path, monkeypatch) -> Path:
+    """An empty torch cache (``$TORCH_HOME``); returns its ``hub/checkpoints`` folder."""
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    return tmp_path / "torch-home" / "hub" / "checkpoints"
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """torchvision's weights API cannot reach the network (nothing is ever downloaded by a test)."""
+    import urllib.error
+
+    import torchvision
+
+    def refuse(url, *args, **kwargs):
+        raise urllib.error.URLError("no network (test)")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)

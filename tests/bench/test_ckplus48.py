@@ -7,7 +7,6 @@ trains and tests on: on a synthetic CK+48 folder always, on the real dev subset 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from bench_modules import load_bench
 
 from pipeline.evaluation.crossval import assert_fold_independent, fold_roles, shard_rows
 from pipeline.shard.splits import SplitError
@@ -25,16 +25,11 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_ckplus48", ROOT / "bench" / "ckplus48.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _shards(raw: Path, work: Path, folds: int) -> Path:
     """The k-fold shards of ``raw`` exactly as the bench builds them; returns the dataset's shard root."""
-    bench = _bench()
+    bench = load_bench("ckplus48")
     work.mkdir(parents=True, exist_ok=True)
     params_file = work / "params.yaml"
     params = bench.bench_params(ROOT / "params.yaml", folds, ["ean"], distill=True)
@@ -95,7 +90,7 @@ def test_dev_set_folds_are_subject_independent(realdata, tmp_path):
 
 def test_bench_smoke_two_folds_one_epoch(synthetic_ck48, tmp_path, capsys):
     work = tmp_path / "bench"
-    assert _bench().main(["--raw", str(synthetic_ck48), "--folds", "2", "--epochs", "1", "--models", "ean",
+    assert load_bench("ckplus48").main(["--raw", str(synthetic_ck48), "--folds", "2", "--epochs", "1", "--models", "ean",
                           "--threads", "1", "--work", str(work)]) == 0
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("| ")]
@@ -119,7 +114,7 @@ def test_bench_seeds_repeat_the_run_and_reuse_the_teacher_nobody_named(synthetic
     from pipeline.training.checkpoint import read_checkpoint
 
     work = tmp_path / "bench"
-    assert _bench().main(["--raw", str(synthetic_ck48), "--folds", "2", "--epochs", "1", "--models", "ean",
+    assert load_bench("ckplus48").main(["--raw", str(synthetic_ck48), "--folds", "2", "--epochs", "1", "--models", "ean",
                           "--threads", "1", "--workers", "1", "--seeds", "3,4", "--work", str(work)]) == 0
     out = capsys.readouterr().out
     means = {}
@@ -143,13 +138,13 @@ def test_bench_seeds_repeat_the_run_and_reuse_the_teacher_nobody_named(synthetic
     gain = (means[3]["ean_distilled"] - means[3]["ean"] + means[4]["ean_distilled"] - means[4]["ean"]) / 2
     assert rows["ean_distilled"][2].endswith(f"({gain:+.2f})")
     with pytest.raises(SystemExit):
-        _bench().main(["--raw", str(synthetic_ck48), "--seeds", "1,1", "--work", str(work)])
+        load_bench("ckplus48").main(["--raw", str(synthetic_ck48), "--seeds", "1,1", "--work", str(work)])
 
 
 def test_folds_in_worker_processes_give_the_inline_results(synthetic_ck48, tmp_path):
     from pipeline.evaluation.crossval import cross_validate
 
-    bench = _bench()
+    bench = load_bench("ckplus48")
     root = _shards(synthetic_ck48, tmp_path / "work", folds=2)
     params_file = tmp_path / "params.yaml"
     params = bench.bench_params(ROOT / "params.yaml", 2, ["ean"], distill=True, epochs=1)

@@ -8,27 +8,21 @@ the PrivateTest column: no PrivateTest row reaches a choice.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from bench_modules import load_bench
 
 from pipeline.shards.dataset import ShardDataset
 from pipeline.synthetic import write_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_fer2013", ROOT / "bench" / "fer2013.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _other_private_test(raw: Path) -> None:
@@ -52,7 +46,7 @@ def two_runs(tmp_path_factory, prefect_harness):
     import os
 
     os.environ["PREFECT_API_URL"] = prefect_harness  # the stages' child processes report to the test server
-    bench = _bench()
+    bench = load_bench("fer2013")
     top = tmp_path_factory.mktemp("fer2013")
     raw = top / "raw"
     write_dataset("fer2013", raw, per_class=10, seed=4, files=["folders"])
@@ -108,7 +102,7 @@ def test_bench_reports_each_stage_and_both_test_parts(two_runs, capsys):
 
 
 def test_a_rerun_reuses_everything_and_a_folder_without_private_test_gets_a_dash(two_runs, tmp_path, capsys):
-    bench = _bench()
+    bench = load_bench("fer2013")
     work, _ = two_runs
     before = {p: p.stat().st_mtime_ns for p in (work / "models").rglob("checkpoint.pt")}
     argv = ["--raw", str(work.parent / "raw"), "--epochs", "3", "--rounds", "2", "--threads", "1"]

@@ -6,7 +6,6 @@ cache lives in a temporary folder, and torchvision's fetch is replaced (offline,
 from __future__ import annotations
 
 import ast
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,6 @@ from fer_models.pretrained import PretrainedUnavailable
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def torch_cache(tmp_path, monkeypatch) -> Path:
-    """An empty torch cache (``$TORCH_HOME``); returns its ``hub/checkpoints`` folder."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return tmp_path / "torch-home" / "hub" / "checkpoints"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """torchvision's weights API cannot reach the network."""
-    def refuse(url, *args, **kwargs):
-        raise urllib.error.URLError("no network (test)")
-
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
 
 
 def test_list_models_filters_as_timm():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import shutil
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -31,19 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DFNET18 = {"backbone": "resnet18", "dcm": False, "fsa": False}
 
 
-@pytest.fixture
-def torch_cache(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return tmp_path / "torch-home" / "hub" / "checkpoints"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    def refuse(url, *args, **kwargs):
-        raise urllib.error.URLError("no network (test)")
-
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
 
 
 def resnet18_file(path: Path, seed: int) -> dict[str, torch.Tensor]:
