@@ -1,11 +1,13 @@
 """Real-data benchmark: subject-independent k-fold accuracy on any CK+48-layout folder (issue 8).
 
     python bench/ckplus48.py --raw /work/shared/realdata/ckplus48-dev [--models onet_probe,ean] [--folds 10] [--seeds 0,1,2]
+        [--pretrain-on /work/shared/realdata/fer2013-folders [--pretrain-models ean]]
 
 Runs the project's own pipeline under the ``ckplus48`` profile (``profiles/ckplus48.yaml`` over
 ``params.yaml``) in a scratch directory: ``ingest`` (CK+ reader, CK+48 layout) -> ``align``
 (``precropped``) -> ``shard`` (subject-independent, label-stratified ``--folds``-fold split) ->
-``pretrain`` (the recipes with ``init: pretrained``, on synthetic faces) -> ``cv`` (every model
+``pretrain`` (the recipes with ``init: pretrained``: on synthetic faces, or with ``--pretrain-on`` on a
+FER2013 folder's shards, its wall time printed) -> ``cv`` (every model
 trained on every fold by its recipe; with ``ean``, EAN's iterative distillation too), then prints one table: model, parameters, mean ± std test accuracy over folds,
 per-class recall pooled over all folds, wall time. Nothing depends on the folder's subjects or
 counts; the only requirement is the CK+48 layout (``<class>/S005_001_00000011.png``).
@@ -41,6 +43,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 DATASET = "ckplus"
 PROFILE = "ckplus48"
+PRETRAIN_SOURCE = "fer2013"  # --pretrain-on: real faces to start from (issue 28); never a CK+ face
 
 
 def profile_params(base: Path) -> dict:
@@ -54,14 +57,22 @@ def profile_params(base: Path) -> dict:
 
 
 def bench_params(base: Path, folds: int, models: list[str], distill: bool,
-                 epochs: int | None = None) -> dict:
-    """``base`` + the ckplus48 profile, with the fold count and the models of this run."""
+                 epochs: int | None = None, pretrain_models: list[str] | None = None) -> dict:
+    """``base`` + the ckplus48 profile, with the fold count and the models of this run; with
+    ``pretrain_models``, those recipes start from stage pretrain's weights learned on FER2013
+    (``pretrain.source: fer2013``, ``init: pretrained``)."""
     params = profile_params(base)
+    if pretrain_models:
+        params["datasets"] = [DATASET, PRETRAIN_SOURCE]
+        params["pretrain"].update(source=PRETRAIN_SOURCE, models=list(pretrain_models))
+        params["ingest"][PRETRAIN_SOURCE] = {**(params["ingest"].get(PRETRAIN_SOURCE) or {}), "drop_duplicates": False}
+        for name in pretrain_models:
+            params["train"].setdefault(name, {})["init"] = "pretrained"
     params["split"].setdefault(DATASET, {}).update({"protocol": "kfold", "k": int(folds)})
     params["cv"].setdefault(DATASET, {}).update({"models": list(models), "distill": bool(distill)})
     teachers = [(params["train"].get(m) or {}).get("teacher") or {} for m in models]
     wanted = set(models) | {t["model"] for t in teachers if t.get("model")}
-    params["pretrain"]["models"] = [m for m in params["pretrain"].get("models") or [] if m in wanted]
+    params["pretrain"]["models"] = [m for m in params["pretrain"].get("models") or [] if m in wanted | set(pretrain_models or [])]
     if epochs is not None:  # smoke runs only: every recipe (teachers too) and every distillation round
         for name in models:
             params["train"].setdefault(name, {})["epochs"] = int(epochs)
@@ -123,22 +134,47 @@ def seeds_table(results: dict[int, dict], distilled: str, student: str) -> str:
     return "\n".join(lines)
 
 
-def prepare(raw: Path, work: Path, params_file: Path) -> Path:
-    """ingest -> align -> shard of ``raw`` into ``work``, and pretrain (on synthetic faces, the
-    recipes of ``pretrain.models``) into ``work/pretrained``; returns the shards' root (``work/processed``)."""
-    from pipeline.cli import main
-
-    steps = [
-        ["ingest", DATASET, "--raw", str(raw), "--out", str(work / "interim" / DATASET), "--no-prefect"],
-        ["align", DATASET, "--manifest", str(work / "interim" / DATASET), "--out", str(work / "aligned" / DATASET),
+def data_steps(name: str, raw: Path, work: Path) -> list[list[str]]:
+    """ingest -> align -> shard of dataset ``name`` from ``raw`` into ``work``."""
+    return [
+        ["ingest", name, "--raw", str(raw), "--out", str(work / "interim" / name), "--no-prefect"],
+        ["align", name, "--manifest", str(work / "interim" / name), "--out", str(work / "aligned" / name),
          "--no-progress"],
-        ["shard", DATASET, "--aligned", str(work / "aligned" / DATASET), "--out", str(work / "processed" / DATASET),
+        ["shard", name, "--aligned", str(work / "aligned" / name), "--out", str(work / "processed" / name),
          "--no-prefect", "--no-progress"],
-        ["pretrain", "--out", str(work / "pretrained")],
     ]
+
+
+def prepare(raw: Path, work: Path, params_file: Path, pretrain_on: Path | None = None) -> Path:
+    """ingest -> align -> shard of ``raw`` into ``work`` (and of the FER2013 folder ``pretrain_on``,
+    once), and pretrain (the recipes of ``pretrain.models``, on synthetic faces or FER2013's shards)
+    into ``work/pretrained``, skipped when the same settings made it already; returns the shards'
+    root (``work/processed``)."""
+    import json
+
+    import yaml
+
+    from pipeline.cli import main
+    from pipeline.training.recipe import fingerprint
+
+    steps = data_steps(DATASET, raw, work)
+    if pretrain_on is not None and not (work / "processed" / PRETRAIN_SOURCE / "stats.json").is_file():
+        steps += data_steps(PRETRAIN_SOURCE, pretrain_on, work)
     for argv in steps:
         if main(argv + ["--params", str(params_file)]) != 0:
             raise SystemExit(f"fer-pipeline {' '.join(argv[:2])} failed")
+    params = yaml.safe_load(params_file.read_text())
+    key = fingerprint(params["pretrain"], {m: params["train"].get(m) for m in params["pretrain"]["models"]},
+                      str(pretrain_on))
+    done = work / "pretrained" / "bench-key.json"
+    if not (done.is_file() and json.loads(done.read_text()) == key):
+        t0 = time.perf_counter()
+        if main(["pretrain", "--out", str(work / "pretrained"), "--data", str(work / "processed"),
+                 "--params", str(params_file)]) != 0:
+            raise SystemExit("fer-pipeline pretrain failed")
+        done.write_text(json.dumps(key))
+        print(f"pretrain ({params['pretrain'].get('source', 'synthetic')}: "
+              f"{', '.join(params['pretrain']['models']) or 'no models'}) {time.perf_counter() - t0:.0f} s")
     return work / "processed"
 
 
@@ -157,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated seeds: the whole cross-validation once per seed of the named models, "
                         "then their mean and spread (default: the recipes' own seed, one run)")
     parser.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
+    parser.add_argument("--pretrain-on", type=Path, default=None,
+                        help="a FER2013 folder (CSV or image folders): pretrain the recipes of --pretrain-models on "
+                        "its shards (stage pretrain, pretrain.source: fer2013) and start them from those weights")
+    parser.add_argument("--pretrain-models", default=None,
+                        help="comma-separated recipes started from the FER2013 pretraining (default: every model "
+                        "of --models but onet_probe, whose trunk is ONet's)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads with --workers 1 (default 2)")
     parser.add_argument("--workers", type=int, default=None,
                         help="folds trained at once, one process each (default: cv.workers of the profile)")
@@ -185,10 +227,17 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
     try:
         params_file = work / "params.yaml"
-        params = bench_params(args.params, args.folds, models, distill, args.epochs)
+        pretrain_models = None
+        if args.pretrain_on is not None:
+            if not args.pretrain_on.is_dir():
+                parser.error(f"--pretrain-on {args.pretrain_on}: not a directory")
+            pretrain_models = ([m.strip() for m in args.pretrain_models.split(",") if m.strip()]
+                               if args.pretrain_models else [m for m in models if m != "onet_probe"])
+        params = bench_params(args.params, args.folds, models, distill, args.epochs, pretrain_models)
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         load0, t0 = os.getloadavg()[0], time.perf_counter()
-        data_root = prepare(args.raw.resolve(), work, params_file)
+        data_root = prepare(args.raw.resolve(), work, params_file,
+                            args.pretrain_on.resolve() if args.pretrain_on is not None else None)
         t_data = time.perf_counter() - t0
         settings = dict(params["cv"]["defaults"], **params["cv"][DATASET])
         if args.workers is not None:

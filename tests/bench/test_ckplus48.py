@@ -168,3 +168,28 @@ def test_folds_in_worker_processes_give_the_inline_results(synthetic_ck48, tmp_p
         assert a["accuracy_per_fold"] == b["accuracy_per_fold"]  # folds back in fold order, same numbers
         assert a["pooled"]["confusion"]["counts"] == b["pooled"]["confusion"]["counts"]
     assert parallel["wall_seconds"] > 0
+
+
+def test_bench_pretrains_on_fer2013_and_fine_tunes_from_it(synthetic_ck48, tmp_path, capsys):
+    """--pretrain-on: FER2013's shards made beside CK+'s, EAN pretrained on them (stage pretrain,
+    source fer2013), every fold's EAN started from those weights with contempt's head row afresh; a
+    re-run with the same settings pretrains nothing again."""
+    from pipeline.shards.dataset import ShardDataset
+    from pipeline.training.checkpoint import read_checkpoint
+
+    fer = tmp_path / "fer2013"
+    write_dataset("fer2013", fer, per_class=4, seed=5, files=["folders"])
+    work = tmp_path / "bench"
+    argv = ["--raw", str(synthetic_ck48), "--folds", "2", "--epochs", "1", "--models", "ean", "--no-distill",
+            "--threads", "1", "--workers", "1", "--work", str(work), "--pretrain-on", str(fer)]
+    assert load_bench("ckplus48").main(argv) == 0
+    assert "pretrain (fer2013: ean)" in capsys.readouterr().out
+    index = json.loads((work / "pretrained" / "pretrained.json").read_text())
+    assert list(index) == ["ean"] and index["ean"]["source"] == "fer2013"
+    shards = work / "processed" / "fer2013"
+    assert all(i.startswith("fer2013/") for i in ShardDataset(shards, "train").image_ids)  # no CK+ face
+    ckpt = read_checkpoint(work / "models" / "ean-fold0" / "checkpoint.pt")
+    assert ckpt["pretrained"]["source"] == "fer2013" and ckpt["pretrained"]["new_classes"] == ["contempt"]
+    assert "neutral" not in ckpt["label_names"]
+    assert load_bench("ckplus48").main(argv) == 0
+    assert "pretrain (" not in capsys.readouterr().out
