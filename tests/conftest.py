@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from generated_raw import GENERATED_RAW_PER_CLASS
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -62,10 +63,6 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield PREFECT_API_URL.value()
-
-
-#: per-dataset counts of the ``generated_raw`` fixture: small, yet several subjects per dataset
-GENERATED_RAW_PER_CLASS = {"fer2013": 3, "ckplus": 1, "jaffe": 1, "rafdb": 3, "kdef": 4}
 
 
 @pytest.fixture(scope="session")

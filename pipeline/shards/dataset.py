@@ -17,7 +17,9 @@ directory, so train and test agree; or the ``classes`` given, e.g. from a checkp
 
 This is the one reader of shards for PyTorch: training, distillation, evaluation, cross-validation,
 tests and benches all select and decode rows through it (:meth:`ShardDataset.view` gives the same
-rows with another ``transform`` or ``channels``, :meth:`ShardDataset.subset` fewer rows).
+rows with another ``transform`` or ``channels``, :meth:`ShardDataset.subset` fewer rows). A
+``transform`` with a ``batch`` method (:class:`pipeline.training.transforms.BatchableCompose`)
+transforms a DataLoader's whole batch at once (``__getitems__``), with the per-sample result.
 
 Files are opened lazily in each worker and the dataset pickles without open handles or caches, so
 it works with ``DataLoader(num_workers>0)``. The PNG bytes of the selection are held in memory when

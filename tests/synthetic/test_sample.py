@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import GENERATED_RAW_PER_CLASS as PC
+from generated_raw import GENERATED_RAW_PER_CLASS as PC
 from pipeline.core.labels import LABEL_NAMES, NATIVE_TO_UNIFIED, to_unified
 from pipeline.synthetic import MARKER, write_dataset, write_sample
 from pipeline.synthetic.expressions import expression_knobs
