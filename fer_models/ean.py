@@ -46,6 +46,7 @@ import torch.nn as nn
 
 from fer_models.layers.eca import EcaModule
 from fer_models.layers.weight_init import init_conv_bn
+from fer_models.pretrained import shipped_cfg
 from fer_models.registry import register_model
 
 __all__ = ["EAN", "InvertedResidual", "EAN_CONFIGS", "default_cfgs", "VARIANTS"]
@@ -81,6 +82,9 @@ default_cfgs: dict[str, dict[str, Any]] = {
             **{name: {"paper_params": _PAPER_PARAMS[name], "paper_flops": _PAPER_MFLOPS[name] * 1e6}
                for name in EAN_CONFIGS if name != "ean"},
         },
+        # the FER2013-trained EAN shipped in fer_models/weights/ (ean.pt + ean.json: sha256, classes,
+        # mean/std, input size, provenance), once published: create_model("ean", pretrained=True)
+        "pretrained": shipped_cfg("ean"),
     }
 }
 

@@ -6,9 +6,12 @@ public source exists) or a path to a local state dict. A model file declares its
 ``pretrained_cfg(**kwargs)``). Keys of a source:
 
 * ``source``: ``"torchvision"`` (fetched with torchvision's weights API into torch's cache,
-  ``$TORCH_HOME/hub/checkpoints/``; nothing is fetched when the file is already there) or
+  ``$TORCH_HOME/hub/checkpoints/``; nothing is fetched when the file is already there),
   ``"builtin"`` (the entrypoint loads them itself from an installed package, e.g. ``onet_probe``'s
-  ONet weights inside facenet-pytorch: its own ``pretrained`` keyword);
+  ONet weights inside facenet-pytorch: its own ``pretrained`` keyword) or ``"package"`` (a state
+  dict shipped inside ``fer_models/weights/``, e.g. the FER2013-trained EAN: ``file``, ``sha256``
+  checked before loading, and what a user needs around it: ``classes``, ``mean``, ``std``,
+  ``input_size``, ``provenance``; written by :func:`publish`);
 * ``weights``: the torchvision enum (``"ResNet50_Weights.IMAGENET1K_V1"``), ``url``, ``file`` (the
   name torch's cache and ``data/weights/`` give it) and ``target``: the submodule the state dict
   is for (``"backbone"``; ``None``: the whole model).
@@ -32,7 +35,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["PretrainedUnavailable", "cached_file", "fetch", "load_pretrained", "read_state_dict"]
+__all__ = ["PretrainedUnavailable", "cached_file", "fetch", "load_pretrained", "package_file", "publish",
+           "read_state_dict", "shipped_cfg"]
+
+#: where ``package`` sources live: files installed with fer_models
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 class PretrainedUnavailable(RuntimeError):
@@ -100,6 +107,9 @@ def load_pretrained(model: nn.Module, name: str, pretrained: bool | str | os.Pat
     """Load ``pretrained`` (True: source ``cfg``; a path: a local state dict) into ``model`` (of
     registered ``name``), in place. ``classifier`` names the head whose weights are skipped when
     their shapes differ from the model's."""
+    if pretrained is True and cfg and cfg.get("source") == "package":
+        _load_whole(model, read_state_dict(package_file(cfg)), None, str(PACKAGE_WEIGHTS / cfg["file"]))
+        return
     if pretrained is True:
         if not cfg or cfg.get("source") != "torchvision":
             raise ValueError(f"{name}: no public pretrained weights (pass pretrained=<path to a state dict>)")
@@ -143,3 +153,54 @@ def _load_into_target(model: nn.Module, name: str, state: dict[str, torch.Tensor
         _load_whole(model, state, None, where)
     else:
         loader(state, where)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_file(cfg: dict[str, Any]) -> Path:
+    """The shipped file of ``package`` source ``cfg``, after checking its sha256 (one-line errors)."""
+    path = PACKAGE_WEIGHTS / cfg["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the shipped weights are missing (reinstall fer-pipeline)")
+    digest = _sha256(path)
+    if digest != cfg["sha256"]:
+        raise ValueError(f"{path}: sha256 {digest[:16]}... is not the published {cfg['sha256'][:16]}... "
+                         f"(a damaged or replaced file: reinstall fer-pipeline)")
+    return path
+
+
+def shipped_cfg(name: str) -> dict[str, Any] | None:
+    """The ``package`` source of model ``name`` when fer_models ships weights for it (the JSON
+    :func:`publish` wrote beside them), else None. Model files put it in ``default_cfgs``."""
+    import json
+
+    card = PACKAGE_WEIGHTS / f"{name}.json"
+    if not card.is_file():
+        return None
+    return {"source": "package", **json.loads(card.read_text())}
+
+
+def publish(name: str, model: nn.Module, card: dict[str, Any], out: str | os.PathLike | None = None) -> Path:
+    """Ship ``model``'s weights as ``<out>/<name>.pt`` (a bare state dict: loads with ``weights_only``)
+    with ``<out>/<name>.json``: ``card`` (classes, mean, std, input_size, provenance) + ``file`` and
+    ``sha256``. ``out`` defaults to :data:`PACKAGE_WEIGHTS`. Returns the weights file."""
+    import json
+
+    out = Path(out) if out is not None else PACKAGE_WEIGHTS
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.pt"
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    entry = {**card, "file": path.name, "sha256": _sha256(path)}
+    (out / f"{name}.json").write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")
+    return path

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "models": "print the model zoo: parameters and FLOPs against the papers",
     "predict": "detect, align and classify faces in photographs, folders and videos",
     "export": "write a checkpoint as one ONNX or TorchScript file with its classes and preprocessing",
+    "publish": "ship a trained network inside fer_models (weights, sha256, classes, provenance)",
     "profile": "switch params.yaml to a named profile (demo, paper, ckplus48, fer2013)",
     "serve": "serve the scheduled Prefect deployment (pull, each stale DVC stage a task, push)",
 }

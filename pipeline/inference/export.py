@@ -11,6 +11,7 @@ a seeded random batch: :attr:`Exported.max_prob_diff` is the largest probability
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.inference.spec import ModelError, ModelSpec, spec_from_checkpoint
+from pipeline.inference.spec import ModelError, ModelSpec, find_params, spec_from_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX_FORMAT = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
@@ -81,3 +82,41 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str
     ref = TorchBackend(network, torch.device("cpu"))(x)
     diff = float(np.abs(softmax(backend(x)) - softmax(ref)).max())
     return Exported(Path(out), fmt, exported_spec, diff)
+
+
+def publish_checkpoint(checkpoint: str | os.PathLike, name: str, *, lock: str | os.PathLike | None = None,
+                       params: str | os.PathLike | None = None, out: str | os.PathLike | None = None) -> Path:
+    """Ship ``checkpoint``'s network inside ``fer_models`` as ``<name>.pt`` + ``<name>.json``
+    (:func:`fer_models.pretrained.publish`), so ``create_model(name, pretrained=True)`` and
+    ``predict`` without ``--checkpoint`` find it. The card holds the classes, mean/std and input
+    size (timm's ``default_cfgs`` keys), the whole predict spec, and the provenance: the profile, the
+    checkpoint's sha256, its validation accuracy (FER2013: PublicTest) and rounds, and with ``lock``
+    (a ``dvc.lock``) the DVC hashes of the dataset's shards and of the run's outputs."""
+    import hashlib
+
+    import yaml
+
+    from fer_models.pretrained import publish
+    from pipeline.core.params import load
+    from pipeline.inference.backends import load_checkpoint_model
+
+    network, ckpt = load_checkpoint_model(checkpoint, "cpu")
+    spec = spec_from_checkpoint(ckpt, checkpoint, params)
+    found, _ = find_params(params, checkpoint)
+    provenance: dict = {"checkpoint": str(checkpoint),
+                        "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
+                        "profile": (load(found) or {}).get("profile") if found else None,
+                        "dataset": ckpt.get("dataset"), "params_hash": ckpt.get("params_hash"),
+                        "validation_accuracy": ckpt.get("val_acc"),
+                        "rounds": len(ckpt["rounds"]) - 1 if "rounds" in ckpt else None}
+    if lock is not None:
+        wanted = (f"data/processed/{ckpt.get('dataset')}", str(Path(checkpoint).parent))
+        hashes = {}
+        for stage in (yaml.safe_load(Path(lock).read_text()) or {}).get("stages", {}).values():
+            for entry in stage.get("outs", []):
+                if any(entry["path"] == w or str(Path(checkpoint)).startswith(entry["path"] + "/") for w in wanted):
+                    hashes[entry["path"]] = entry.get("md5")
+        provenance["dvc_lock"] = hashes
+    card = {"classes": list(spec.class_names), "mean": spec.input["mean"], "std": spec.input["std"],
+            "input_size": list(spec.input_shape), "spec": json.loads(spec.to_json()), "provenance": provenance}
+    return publish(name, network, card, out)

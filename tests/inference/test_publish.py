@@ -1,0 +1,54 @@
+"""Shipping a trained network inside fer_models (``fer-pipeline publish``), timm-style: the weights,
+their sha256 and what a user needs (classes, mean/std, input size, provenance), loaded by
+``create_model(name, pretrained=True)`` only when the hash matches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from inference_helpers import cli, make_checkpoint
+
+import fer_models
+import fer_models.ean
+from fer_models import pretrained as shipped
+
+
+@pytest.fixture
+def published(tmp_path, monkeypatch):
+    """A checkpoint published into a temporary fer_models/weights/ (the package's own is not touched)."""
+    weights = tmp_path / "weights"
+    monkeypatch.setattr(shipped, "PACKAGE_WEIGHTS", weights)
+    ckpt = make_checkpoint(tmp_path / "models" / "ean-ckplus" / "checkpoint.pt")
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("schema: '2.0'\nstages:\n  shard@ckplus:\n    outs:\n    - path: data/processed/ckplus\n"
+                    "      md5: abc.dir\n")
+    rc, out, err = cli("publish", "--checkpoint", ckpt, "--name", "ean", "--lock", lock, cwd=tmp_path)
+    assert rc == 0, err
+    monkeypatch.setitem(fer_models.ean.default_cfgs["ean"], "pretrained", shipped.shipped_cfg("ean"))
+    return ckpt, weights
+
+
+def test_published_weights_load_exactly_with_their_card(published):
+    ckpt, weights = published
+    card = json.loads((weights / "ean.json").read_text())
+    assert card["classes"] == ["anger", "happiness", "surprise"] and card["input_size"][0] == 1
+    assert card["mean"] == [0.5] and card["provenance"]["dvc_lock"] == {"data/processed/ckplus": "abc.dir"}
+    assert card["provenance"]["dataset"] == "ckplus" and len(card["sha256"]) == 64
+    model = fer_models.create_model("ean", num_classes=3, in_chans=1, pretrained=True)
+    want = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.equal(model.state_dict()[k], want[k]) for k in want)
+    assert "ean" in fer_models.list_models(pretrained=True)
+
+
+def test_a_damaged_shipped_file_is_refused_in_one_line(published):
+    _, weights = published
+    data = bytearray((weights / "ean.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (weights / "ean.pt").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"ean\.pt: sha256 [0-9a-f]{16}\.\.\. is not the published"):
+        fer_models.create_model("ean", num_classes=3, in_chans=1, pretrained=True)
+    (weights / "ean.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="the shipped weights are missing"):
+        fer_models.create_model("ean", num_classes=3, in_chans=1, pretrained=True)
