@@ -1,7 +1,8 @@
 """Stage-less command ``predict``: detect, align and classify the faces of photographs and videos.
 
 ``fer-pipeline predict --checkpoint models/ean-rafdb/checkpoint.pt photos/ clip.mp4`` (or
-``--model model.onnx``, a file of ``fer-pipeline export``) takes files, folders (recursively),
+``--model model.onnx``, a file of ``fer-pipeline export``; neither: the model shipped inside
+``fer_models`` by ``fer-pipeline publish``, said so on stderr) takes files, folders (recursively),
 globs and videos (every ``--every`` N-th frame), and prints one line per face; ``--json`` prints
 the rows as one JSON array instead, ``--csv PATH`` writes them as CSV, ``--annotate DIR`` writes
 each input with its faces drawn. Runs from any directory: the model carries what it needs. Exit
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images, folders (searched recursively), globs ('photos/**/*.jpg') or videos "
                              "(.mp4 .avi .mov ...)")
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--checkpoint", help="a checkpoint.pt written by train or distill")
+    model.add_argument("--checkpoint", help="a checkpoint.pt written by train or distill (neither this nor "
+                       "--model: the model shipped in fer_models)")
     model.add_argument("--model", help="a model written by `fer-pipeline export` (.onnx runs in ONNX Runtime)")
     parser.add_argument("--device", default=None,
                         help="where MTCNN and the network run: auto (CUDA when present), cpu, cuda, cuda:N or mps "

@@ -8,8 +8,10 @@ file with its :class:`~pipeline.inference.spec.ModelSpec`; every failure is a on
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +120,13 @@ def open_model(checkpoint: str | os.PathLike | None = None, model: str | os.Path
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; ``None``: see :func:`device_request`.
         threads: ONNX Runtime intra-op threads (default: torch's thread count).
     """
-    if (checkpoint is None) == (model is None):
-        raise ModelError("give a model: --checkpoint (train/distill output) or --model (an exported file); "
-                         "no model ships with fer-pipeline yet")
+    if checkpoint is not None and model is not None:
+        raise ModelError("give one model: --checkpoint (train/distill output) or --model (an exported file)")
     name, where = device_request(device, params, checkpoint if checkpoint is not None else model)
     dev = checked_device(name, where)
+    if checkpoint is None and model is None:
+        spec, network = shipped_model()
+        return override_detection(spec, params), TorchBackend(network.to(dev), dev)
     if checkpoint is not None:
         network, ckpt = load_checkpoint_model(checkpoint, dev)
         return spec_from_checkpoint(ckpt, checkpoint, params), TorchBackend(network, dev)
@@ -174,3 +178,30 @@ def _open_torchscript(path: Path, device: Any) -> tuple[ModelSpec, TorchBackend]
     raw = extra[TORCHSCRIPT_SPEC]
     spec = ModelSpec.from_json(raw.decode() if isinstance(raw, bytes) else raw, str(path))
     return spec, TorchBackend(module.eval(), device)
+
+
+#: the network ``predict`` uses without --checkpoint or --model, when fer_models ships it
+SHIPPED = "ean"
+
+
+def shipped_model() -> tuple[ModelSpec, Any]:
+    """The spec and network of the model shipped inside fer_models (``fer-pipeline publish``):
+    ``create_model(SHIPPED, pretrained=True)``, its hash checked; :class:`ModelError` when none ships."""
+    import fer_models
+    from fer_models.pretrained import PACKAGE_WEIGHTS, shipped_cfg
+
+    card = shipped_cfg(SHIPPED)
+    if card is None:
+        raise ModelError(f"give a model: --checkpoint (train/distill output) or --model (an exported file); "
+                         f"no model ships in {PACKAGE_WEIGHTS} yet (`fer-pipeline publish` puts one there)")
+    where = str(PACKAGE_WEIGHTS / card["file"])
+    spec = ModelSpec.from_json(json.dumps(card["spec"]), where)
+    try:
+        network = fer_models.create_model(SHIPPED, num_classes=len(card["classes"]), in_chans=int(card["input_size"][0]),
+                                          pretrained=True, **card.get("model_args", {}))
+    except (ValueError, FileNotFoundError) as exc:
+        raise ModelError(str(exc)) from None
+    prov = card.get("provenance") or {}
+    acc = prov.get("validation_accuracy")
+    return replace(spec, source=f"the model shipped in fer_models ({where}; trained on {prov.get('dataset')}"
+                                f"{'' if acc is None else f', validation accuracy {100 * acc:.2f}%'})"), network.eval()

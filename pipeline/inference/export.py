@@ -118,5 +118,6 @@ def publish_checkpoint(checkpoint: str | os.PathLike, name: str, *, lock: str | 
                     hashes[entry["path"]] = entry.get("md5")
         provenance["dvc_lock"] = hashes
     card = {"classes": list(spec.class_names), "mean": spec.input["mean"], "std": spec.input["std"],
+            "arch": str(ckpt["model"]), "model_args": dict(ckpt.get("model_args") or {}),
             "input_size": list(spec.input_shape), "spec": json.loads(spec.to_json()), "provenance": provenance}
     return publish(name, network, card, out)

@@ -52,3 +52,26 @@ def test_a_damaged_shipped_file_is_refused_in_one_line(published):
     (weights / "ean.pt").unlink()
     with pytest.raises(FileNotFoundError, match="the shipped weights are missing"):
         fer_models.create_model("ean", num_classes=3, in_chans=1, pretrained=True)
+
+
+def test_predict_without_a_model_uses_the_shipped_one_and_says_so(published, media, tmp_path):
+    """The same rows as the checkpoint it was published from, from a folder without params.yaml."""
+    ckpt, _ = published
+    two = media / "album" / "two.png"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rc, shipped_out, err = cli("predict", two, "--json", cwd=elsewhere)
+    assert rc == 0, err
+    assert "the model shipped in fer_models" in err and "trained on ckplus" in err
+    rc, from_ckpt, _ = cli("predict", "--checkpoint", ckpt, two, "--json", cwd=elsewhere)
+    a, b = json.loads(shipped_out), json.loads(from_ckpt)
+    assert [r["status"] for r in a] == ["face", "face"]
+    assert [(r["label"], r["box"]) for r in a] == [(r["label"], r["box"]) for r in b]
+    for ra, rb in zip(a, b):
+        assert ra["probabilities"] == pytest.approx(rb["probabilities"], abs=1e-6)
+
+
+def test_predict_without_a_model_or_a_shipped_one_is_one_line(media, tmp_path, monkeypatch):
+    monkeypatch.setattr(shipped, "PACKAGE_WEIGHTS", tmp_path / "no-weights")
+    rc, out, err = cli("predict", media / "album" / "two.png", cwd=tmp_path)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "no model ships in" in err
