@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.core.digest import file_sha256
 from pipeline.core.atomic import atomic_path
 from pipeline.align.settings import AlignSettings
 
@@ -91,14 +92,6 @@ class ChunkSpec:
         return Path(self.parts) / self.key
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def first_mismatch(folder: Path, expected: dict[str, str], record: str, what: str) -> str | None:
     """The first file of ``expected`` (name -> sha256) under ``folder`` that is unreadable or whose
     bytes differ from the record, as one line naming it (``what`` says what that may mean); ``None``
@@ -106,7 +99,7 @@ def first_mismatch(folder: Path, expected: dict[str, str], record: str, what: st
     for name, digest in expected.items():
         path = folder / name
         try:
-            actual = sha256_file(path)
+            actual = file_sha256(path)
         except OSError as exc:
             return f"{path}: unreadable ({exc.strerror or exc})"
         if actual != digest:

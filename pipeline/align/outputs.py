@@ -22,8 +22,9 @@ from typing import Any, Sequence
 import pyarrow.parquet as pq
 
 from pipeline.core import atomic
+from pipeline.core.digest import file_sha256
 from pipeline.align.chunks import (COUNTS, CROPS, OUTCOMES, OUTCOMES_SCHEMA, ChunkSpec, crops_schema, first_mismatch,
-                                   read_part_file, read_part_table, sha256_file)
+                                   read_part_file, read_part_table)
 from pipeline.align.contact_sheet import contact_sheet
 from pipeline.align.policy import OUTCOMES as OUTCOME_NAMES
 from pipeline.align.settings import AlignSettings
@@ -82,12 +83,12 @@ def merge(manifest: Path, specs: Sequence[ChunkSpec], out: Path, dataset: str, s
         with pq.ParquetWriter(tmp, schema) as writer:
             for spec in specs:
                 writer.write_table(read_part_table(spec, CROPS).cast(schema))
-        digests[CROPS] = sha256_file(tmp)
+        digests[CROPS] = file_sha256(tmp)
     with atomic.atomic_path(out / OUTCOMES) as tmp:
         with pq.ParquetWriter(tmp, OUTCOMES_SCHEMA) as writer:
             for spec in specs:
                 writer.write_table(read_part_table(spec, OUTCOMES))
-        digests[OUTCOMES] = sha256_file(tmp)
+        digests[OUTCOMES] = file_sha256(tmp)
     sheet = settings.sheet
     png = contact_sheet(out / CROPS, sheet["n"], sheet["tile"], sheet["seed"])
     atomic.write_bytes(out / CONTACT_SHEET, png)

@@ -92,11 +92,10 @@ def publish_checkpoint(checkpoint: str | os.PathLike, name: str, *, lock: str | 
     size (timm's ``default_cfgs`` keys), the whole predict spec, and the provenance: the profile, the
     checkpoint's sha256, its validation accuracy (FER2013: PublicTest) and rounds, and with ``lock``
     (a ``dvc.lock``) the DVC hashes of the dataset's shards and of the run's outputs."""
-    import hashlib
-
     import yaml
 
     from fer_models.pretrained import publish
+    from pipeline.core.digest import file_sha256
     from pipeline.core.params import load
     from pipeline.inference.backends import load_checkpoint_model
 
@@ -104,7 +103,7 @@ def publish_checkpoint(checkpoint: str | os.PathLike, name: str, *, lock: str | 
     spec = spec_from_checkpoint(ckpt, checkpoint, params)
     found, _ = find_params(params, checkpoint)
     provenance: dict = {"checkpoint": str(checkpoint),
-                        "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
+                        "checkpoint_sha256": file_sha256(checkpoint),
                         "profile": (load(found) or {}).get("profile") if found else None,
                         "dataset": ckpt.get("dataset"), "params_hash": ckpt.get("params_hash"),
                         "validation_accuracy": ckpt.get("val_acc"),

@@ -18,7 +18,6 @@ named ``<parent image_id>~<copy:04d>`` and carry the parent's split and fold.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tempfile
@@ -32,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.core.digest import file_sha256
 from pipeline.shard import augment, balance, splits
 from pipeline.core.labels import LABEL_NAMES
 from pipeline.runner.flows import RunWindow, fixed_windows, in_process
@@ -245,15 +245,6 @@ def iter_sorted_chunks(crops: Path, rows: pd.DataFrame, chunk_rows: int,
         table = pq.read_table(p).sort_by("rank")
         p.unlink()
         yield joined(table.column("image").to_pylist(), table.column("pos").to_numpy())
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build(name: str, aligned: str | os.PathLike, out: str | os.PathLike, settings: Settings,

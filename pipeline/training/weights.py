@@ -15,9 +15,10 @@ file's SHA-256, so other weights start a run afresh instead of resuming it.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Callable
+
+from pipeline.core.digest import file_sha256
 
 
 class WeightsError(FileNotFoundError):
@@ -57,8 +58,4 @@ def weights_key(path: Path | None) -> str | None:
     """SHA-256 (hex, 16 chars) of the weights file, for a run's key (None without weights)."""
     if path is None:
         return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
