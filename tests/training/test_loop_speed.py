@@ -95,13 +95,19 @@ def test_kept_memory_is_reused_without_page_faults():
     if _glibc() is None:
         pytest.skip("glibc malloc only")
     keep_freed_memory()
-    for _ in range(2):
+
+    def faults_of_one_step() -> int:  # a step's worth of large blocks, allocated, written, freed
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         torch.empty(12 << 20).fill_(1.0)  # 48 MB, above any mmap threshold of glibc's
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
-        torch.empty(12 << 20).fill_(1.0)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < 1000  # 5 x 48 MB fresh from the kernel would be about 60,000 page faults
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    # The heap needs a few steps to settle: a 64-byte-aligned block (torch's) does not fit the hole an
+    # equal one left behind while small blocks of other threads sit beside it, so the first steps grow
+    # the heap (about 6 seen) until two holes take turns. Fresh memory from the kernel faults 12,288
+    # pages per step every step; the settled heap, none.
+    warm_up = [faults_of_one_step() for _ in range(30)]
+    settled = [faults_of_one_step() for _ in range(5)]
+    assert min(warm_up[-10:]) < 1000 and max(settled) < 1000, (warm_up, settled)
 
 
 def test_fit_keeps_deterministic_results_without_filling_new_memory(tmp_path):
