@@ -1,6 +1,6 @@
 """Real-data benchmark: FER2013 through every stage at full size, and EAN against its paper's Table 2 (issue 26).
 
-    python bench/fer2013.py --raw ../shared/realdata/fer2013-folders [--models ean] [--work DIR]
+    python bench/fer2013.py --raw ../shared/realdata/fer2013-folders [--models ean] [--work DIR] [--publish]
 
 Runs the project's own stages under the ``fer2013`` profile (``profiles/fer2013.yaml`` over
 ``params.yaml``) in a scratch directory, on any FER2013 folder the reader knows (the CSVs, or the
@@ -18,7 +18,9 @@ PrivateTest % (``-`` without such files), the paper's number, per-class recall (
 present, else PublicTest), distillation rounds, training images/second (median over epochs), and
 the wall time of the whole run. With ``--work DIR`` a re-run reuses what is finished: the data
 stages, trained models, and inside an interrupted training or distillation its finished epochs and
-rounds (the stages' own resuming). Results and the protocol: docs/results/fer2013.md.
+rounds (the stages' own resuming). With ``--publish`` the distilled EAN is shipped inside
+``fer_models`` (``fer-pipeline publish``): the model ``predict`` uses when given none. Results and the
+protocol: docs/results/fer2013.md.
 """
 
 from __future__ import annotations
@@ -207,6 +209,21 @@ def results_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def publish(runs: dict[str, Path], work: Path, argv: list[str] | None) -> None:
+    """``fer-pipeline publish`` of the distilled EAN (else the last run) as ``ean``, with the shards it
+    was trained on and this command line in its provenance."""
+    from pipeline.cli import main
+    from pipeline.training.runs import DISTILLED
+
+    name, run_dir = (DISTILLED, runs[DISTILLED]) if DISTILLED in runs else list(runs.items())[-1]
+    model = "ean" if name in ("ean", DISTILLED) else name
+    command = " ".join(["python", "bench/fer2013.py", *(sys.argv[1:] if argv is None else argv)])
+    rc = main(["publish", "--checkpoint", str(run_dir / "checkpoint.pt"), "--name", model,
+               "--shards", str(work / "processed" / DATASET), "--command", command])
+    if rc != 0:
+        raise SystemExit(f"fer-pipeline publish of {run_dir} failed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", required=True, type=Path, help="a FER2013 folder (CSVs or train/ and test/ image folders)")
@@ -217,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (demo profile)")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one); "
                         "re-running with the same --work reuses finished stages, epochs and rounds")
+    parser.add_argument("--publish", action="store_true",
+                        help="ship the distilled EAN (else the last model) inside fer_models as the default model of "
+                        "predict (fer-pipeline publish; writes fer_models/weights/ean.pt and ean.json)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
     parser.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
@@ -257,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FER2013, paper protocol (train on Training; choices on PublicTest; ten-crop accuracy), "
               f"{args.threads} torch threads:")
         print(results_table(results))
+        if args.publish:
+            publish(runs, work, argv)
         print(f"whole run {time.perf_counter() - t0:.0f} s in this invocation; load average {load0:.1f} at start, "
               f"{os.getloadavg()[0]:.1f} at end ({os.cpu_count()} cores); outputs in {work}"
               + (" (temporary)" if tmp else ""))

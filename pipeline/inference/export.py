@@ -85,17 +85,20 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str
 
 
 def publish_checkpoint(checkpoint: str | os.PathLike, name: str, *, lock: str | os.PathLike | None = None,
-                       params: str | os.PathLike | None = None, out: str | os.PathLike | None = None) -> Path:
+                       params: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                       shards: str | os.PathLike | None = None, command: str | None = None) -> Path:
     """Ship ``checkpoint``'s network inside ``fer_models`` as ``<name>.pt`` + ``<name>.json``
     (:func:`fer_models.pretrained.publish`), so ``create_model(name, pretrained=True)`` and
     ``predict`` without ``--checkpoint`` find it. The card holds the classes, mean/std and input
     size (timm's ``default_cfgs`` keys), the whole predict spec, and the provenance: the profile, the
-    checkpoint's sha256, its validation accuracy (FER2013: PublicTest) and rounds, and with ``lock``
-    (a ``dvc.lock``) the DVC hashes of the dataset's shards and of the run's outputs."""
+    checkpoint's sha256, its validation accuracy (FER2013: PublicTest) and rounds, the DVC hashes
+    (``dvc.lock``'s md5, computed by DVC's hashing) of the checkpoint and of the shards it was trained
+    on (``shards``, default ``data/processed/<dataset>``), with ``lock`` the hashes that lock records,
+    and ``command``, the line that remakes it."""
     import yaml
 
     from fer_models.pretrained import publish
-    from pipeline.core.digest import file_sha256
+    from pipeline.core.digest import dvc_md5, file_sha256
     from pipeline.core.params import load
     from pipeline.inference.backends import load_checkpoint_model
 
@@ -108,6 +111,12 @@ def publish_checkpoint(checkpoint: str | os.PathLike, name: str, *, lock: str | 
                         "dataset": ckpt.get("dataset"), "params_hash": ckpt.get("params_hash"),
                         "validation_accuracy": ckpt.get("val_acc"),
                         "rounds": len(ckpt["rounds"]) - 1 if "rounds" in ckpt else None}
+    shards = Path(shards) if shards is not None else Path("data/processed") / str(ckpt.get("dataset"))
+    if not shards.is_dir():
+        raise FileNotFoundError(f"{shards}: no shards folder to record in the provenance (--shards DIR)")
+    provenance["dvc"] = {"checkpoint": dvc_md5(checkpoint), "shards": {"path": str(shards), **dvc_md5(shards)}}
+    if command:
+        provenance["command"] = command
     if lock is not None:
         wanted = (f"data/processed/{ckpt.get('dataset')}", str(Path(checkpoint).parent))
         hashes = {}

@@ -101,13 +101,25 @@ def test_bench_reports_each_stage_and_both_test_parts(two_runs, capsys):
             assert 0 <= row[part]["accuracy"] <= 1 and len(row[part]["recall"]) == 7
 
 
-def test_a_rerun_reuses_everything_and_a_folder_without_private_test_gets_a_dash(two_runs, tmp_path, capsys):
+def test_a_rerun_reuses_everything_and_a_folder_without_private_test_gets_a_dash(two_runs, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from fer_models import pretrained as shipped
+    from pipeline.core.digest import dvc_md5
+
     bench = load_bench("fer2013")
     work, _ = two_runs
     before = {p: p.stat().st_mtime_ns for p in (work / "models").rglob("checkpoint.pt")}
     argv = ["--raw", str(work.parent / "raw"), "--epochs", "3", "--rounds", "2", "--threads", "1"]
-    assert bench.main(argv + ["--work", str(work)]) == 0
+    monkeypatch.setattr(shipped, "PACKAGE_WEIGHTS", tmp_path / "weights")  # not the package's own
+    assert bench.main(argv + ["--work", str(work), "--publish"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (work / "models").rglob("checkpoint.pt")} == before
+    # --publish ships the distilled EAN with the shards' DVC hash and the command that remakes it
+    card = json.loads((tmp_path / "weights" / "ean.json").read_text())
+    assert card["provenance"]["dvc"]["shards"]["md5"] == dvc_md5(work / "processed" / "fer2013")["md5"]
+    assert card["provenance"]["command"].startswith("python bench/fer2013.py --raw ")
+    published = torch.load(tmp_path / "weights" / "ean.pt", map_location="cpu", weights_only=True)
+    distilled = _weights(work / "models" / "ean_distilled-fer2013" / "checkpoint.pt")
+    assert published.keys() == distilled.keys() and all(torch.equal(published[k], distilled[k]) for k in distilled)
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ean |"))
     assert row.split(" | ")[1] == "43,840" and row.split(" | ")[3] != "-"
     # the copy most users have: no PrivateTest files, so no test shards (the finished runs are reused)

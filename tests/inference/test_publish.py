@@ -4,6 +4,7 @@ their sha256 and what a user needs (classes, mean/std, input size, provenance), 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -24,6 +25,8 @@ def published(tmp_path, monkeypatch):
     lock = tmp_path / "dvc.lock"
     lock.write_text("schema: '2.0'\nstages:\n  shard@ckplus:\n    outs:\n    - path: data/processed/ckplus\n"
                     "      md5: abc.dir\n")
+    (tmp_path / "data" / "processed" / "ckplus").mkdir(parents=True)
+    (tmp_path / "data" / "processed" / "ckplus" / "stats.json").write_text("{}\n")
     rc, out, err = cli("publish", "--checkpoint", ckpt, "--name", "ean", "--lock", lock, cwd=tmp_path)
     assert rc == 0, err
     monkeypatch.setitem(fer_models.ean.default_cfgs["ean"], "pretrained", shipped.shipped_cfg("ean"))
@@ -36,6 +39,9 @@ def test_published_weights_load_exactly_with_their_card(published):
     assert card["classes"] == ["anger", "happiness", "surprise"] and card["input_size"][0] == 1
     assert card["mean"] == [0.5] and card["provenance"]["dvc_lock"] == {"data/processed/ckplus": "abc.dir"}
     assert card["provenance"]["dataset"] == "ckplus" and len(card["sha256"]) == 64
+    dvc = card["provenance"]["dvc"]  # computed the way DVC does (tests/core/test_digest.py)
+    assert dvc["shards"]["path"] == "data/processed/ckplus" and dvc["shards"]["md5"].endswith(".dir")
+    assert dvc["checkpoint"]["md5"] == hashlib.md5(ckpt.read_bytes()).hexdigest()
     model = fer_models.create_model("ean", num_classes=3, in_chans=1, pretrained=True)
     want = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     assert all(torch.equal(model.state_dict()[k], want[k]) for k in want)
@@ -75,3 +81,11 @@ def test_predict_without_a_model_or_a_shipped_one_is_one_line(media, tmp_path, m
     monkeypatch.setattr(shipped, "PACKAGE_WEIGHTS", tmp_path / "no-weights")
     rc, out, err = cli("predict", media / "album" / "two.png", cwd=tmp_path)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "no model ships in" in err
+
+
+def test_publish_without_the_shards_to_record_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(shipped, "PACKAGE_WEIGHTS", tmp_path / "weights")
+    ckpt = make_checkpoint(tmp_path / "models" / "ean-ckplus" / "checkpoint.pt")
+    rc, _, err = cli("publish", "--checkpoint", ckpt, "--name", "ean", "--shards", tmp_path / "nowhere", cwd=tmp_path)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "nowhere: no shards folder" in err
+    assert not (tmp_path / "weights" / "ean.pt").exists()
