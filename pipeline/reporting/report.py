@@ -173,6 +173,39 @@ def distillation_section(records: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines + grid)
 
 
+def default_model() -> dict[str, Any] | None:
+    """What ``predict`` uses without ``--checkpoint``/``--model``: the card of the network shipped in
+    fer_models (``fer-pipeline publish``), or None when none ships."""
+    from fer_models.pretrained import shipped_cfg
+    from pipeline.inference.backends import SHIPPED
+
+    card = shipped_cfg(SHIPPED)
+    if card is None:
+        return None
+    prov = card.get("provenance", {})
+    return {"model": SHIPPED, "file": f"fer_models/weights/{card['file']}", "sha256": card["sha256"],
+            "dataset": prov.get("dataset"), "profile": prov.get("profile"),
+            "validation_accuracy": prov.get("validation_accuracy"), "rounds": prov.get("rounds"),
+            "command": prov.get("command")}
+
+
+def default_model_section(shipped: dict[str, Any] | None) -> str:
+    if shipped is None:
+        return ("No model ships in fer_models: `fer-pipeline predict` needs `--checkpoint` (a run above) "
+                "or `--model` (an exported file).")
+    made = f"trained on {shipped['dataset']}" + (f" under the `{shipped['profile']}` profile" if shipped["profile"] else "")
+    if shipped["rounds"]:
+        made += f", {shipped['rounds']} distillation rounds"
+    if shipped["validation_accuracy"] is not None:
+        made += f", validation accuracy {_pct(shipped['validation_accuracy'])}% (FER2013: PublicTest)"
+    lines = [f"`fer-pipeline predict` without `--checkpoint`/`--model` uses `{shipped['model']}` shipped in "
+             f"`{shipped['file']}` (sha256 {shipped['sha256'][:16]}...): {made}. It is not one of this "
+             "run's models; `--checkpoint models/<run>/checkpoint.pt` predicts with those."]
+    if shipped["command"]:
+        lines += ["", f"Remade from the raw folders by `{shipped['command']}`."]
+    return "\n".join(lines)
+
+
 def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None) -> tuple[str, dict[str, Any], str]:
     """The markdown report, the metrics document and what ``--print`` shows (the main table, then the
     k-fold tables if any)."""
@@ -189,6 +222,7 @@ def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None)
     cv_md = cross_validation_section(cvs)
     records = distillation_records(evals)
     ean = [m["latency"]["ratio"] for n, m in evals.items() if m.get("arch") == "ean" and m.get("latency")]
+    shipped = default_model()
     if synthetic:
         headline = (f"**Data: the generated synthetic sample** for {', '.join(synthetic)} — procedural faces, "
                     "not the real datasets. These numbers show that the pipeline runs and learns; they are "
@@ -211,12 +245,13 @@ def build_report(eval_dir: str | Path, raw_dir: str | Path, profile: str | None)
         "## Ablations", "", abl_md, "",
         "## EAN iterative distillation", "", distillation_section(records), "",
         "## Cross-validation", "", cv_md, "",
+        "## The model predict uses by default", "", default_model_section(shipped), "",
     ])
     doc = {"profile": profile, "data": prov, "synthetic": bool(synthetic), "runs": {r["name"]: r for r in rows},
            "ablations": abl_data, "distillation": records,
            "cross_validation": {ds: {m: {"mean": s["mean"], "std": s["std"], "accuracy_per_fold": s["accuracy_per_fold"]}
                                      for m, s in res["models"].items()} for ds, res in cvs.items()},
-           "ean_latency_ratio_vs_mobilenetv2": min(ean) if ean else None}
+           "ean_latency_ratio_vs_mobilenetv2": min(ean) if ean else None, "default_model": shipped}
     if cvs:
         table += "\n\n" + cv_md
     return md, doc, table

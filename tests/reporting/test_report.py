@@ -85,3 +85,26 @@ def test_report_includes_the_cv_stage_tables(tmp_path, capsys):
     doc = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert doc["cross_validation"]["ckplus"]["resatt"]["mean"] == 0.732
     assert "| ean | 43,552 | 84.70 ± 7.89 |" in capsys.readouterr().out
+
+
+def test_report_names_the_model_predict_uses_by_default(tmp_path, monkeypatch):
+    from fer_models import pretrained as shipped
+
+    raw, params = _setup(tmp_path, synthetic=False)
+    monkeypatch.setattr(shipped, "PACKAGE_WEIGHTS", tmp_path / "weights")
+    assert main(["report", "--raw", str(raw), "--out", str(tmp_path / "none"), "--params", str(params)]) == 0
+    md = (tmp_path / "none" / "results.md").read_text()
+    assert "No model ships in fer_models: `fer-pipeline predict` needs `--checkpoint`" in md
+    assert json.loads((tmp_path / "none" / "metrics.json").read_text())["default_model"] is None
+    (tmp_path / "weights").mkdir()
+    card = {"file": "ean.pt", "sha256": "ab" * 32, "classes": ["anger", "happiness"],
+            "provenance": {"dataset": "fer2013", "profile": "fer2013", "validation_accuracy": 0.7123, "rounds": 3,
+                           "command": "python bench/fer2013.py --raw fer2013-folders --publish"}}
+    (tmp_path / "weights" / "ean.json").write_text(json.dumps(card))
+    assert main(["report", "--raw", str(raw), "--out", str(tmp_path / "shipped"), "--params", str(params)]) == 0
+    md = (tmp_path / "shipped" / "results.md").read_text()
+    assert ("uses `ean` shipped in `fer_models/weights/ean.pt` (sha256 abababababababab...): trained on fer2013 "
+            "under the `fer2013` profile, 3 distillation rounds, validation accuracy 71.23%") in md
+    assert "Remade from the raw folders by `python bench/fer2013.py --raw fer2013-folders --publish`." in md
+    doc = json.loads((tmp_path / "shipped" / "metrics.json").read_text())
+    assert doc["default_model"]["validation_accuracy"] == 0.7123 and doc["default_model"]["sha256"] == "ab" * 32
