@@ -35,11 +35,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["PretrainedUnavailable", "cached_file", "fetch", "load_pretrained", "package_file", "publish",
+__all__ = ["DEFAULT_SHIPPED", "PretrainedUnavailable", "cached_file", "fetch", "load_pretrained", "package_file", "publish",
            "read_state_dict", "shipped_cfg"]
 
 #: where ``package`` sources live: files installed with fer_models
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: the shipped network a user gets without naming one (``fer-pipeline predict`` with no model)
+DEFAULT_SHIPPED = "ean"
 
 
 class PretrainedUnavailable(RuntimeError):

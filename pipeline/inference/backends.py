@@ -180,14 +180,11 @@ def _open_torchscript(path: Path, device: Any) -> tuple[ModelSpec, TorchBackend]
     return spec, TorchBackend(module.eval(), device)
 
 
-#: the network ``predict`` uses without --checkpoint or --model, when fer_models ships it
-SHIPPED = "ean"
-
-
 def shipped_model() -> tuple[ModelSpec, Any]:
     """The spec and network of the model shipped inside fer_models (``fer-pipeline publish``):
-    ``create_model(SHIPPED, pretrained=True)``, its hash checked; :class:`ModelError` when none ships."""
+    ``create_model(DEFAULT_SHIPPED, pretrained=True)``, its hash checked; :class:`ModelError` when none ships."""
     import fer_models
+    from fer_models.pretrained import DEFAULT_SHIPPED as SHIPPED
     from fer_models.pretrained import PACKAGE_WEIGHTS, shipped_cfg
 
     card = shipped_cfg(SHIPPED)

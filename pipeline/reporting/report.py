@@ -176,14 +176,13 @@ def distillation_section(records: dict[str, dict[str, Any]]) -> str:
 def default_model() -> dict[str, Any] | None:
     """What ``predict`` uses without ``--checkpoint``/``--model``: the card of the network shipped in
     fer_models (``fer-pipeline publish``), or None when none ships."""
-    from fer_models.pretrained import shipped_cfg
-    from pipeline.inference.backends import SHIPPED
+    from fer_models.pretrained import DEFAULT_SHIPPED, shipped_cfg
 
-    card = shipped_cfg(SHIPPED)
+    card = shipped_cfg(DEFAULT_SHIPPED)
     if card is None:
         return None
     prov = card.get("provenance", {})
-    return {"model": SHIPPED, "file": f"fer_models/weights/{card['file']}", "sha256": card["sha256"],
+    return {"model": DEFAULT_SHIPPED, "file": f"fer_models/weights/{card['file']}", "sha256": card["sha256"],
             "dataset": prov.get("dataset"), "profile": prov.get("profile"),
             "validation_accuracy": prov.get("validation_accuracy"), "rounds": prov.get("rounds"),
             "command": prov.get("command")}
