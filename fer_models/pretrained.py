@@ -27,6 +27,7 @@ Depends on torch and torchvision only (never on ``pipeline``).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -200,8 +201,10 @@ def publish(name: str, model: nn.Module, card: dict[str, Any], out: str | os.Pat
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.pt"
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    buffer = io.BytesIO()  # saved through a buffer: a file's zip would be named after the temporary
+    torch.save(state, buffer)  # file, so the same weights would hash differently at every publish
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
+    tmp.write_bytes(buffer.getvalue())
     os.replace(tmp, path)
     entry = {**card, "file": path.name, "sha256": _sha256(path)}
     (out / f"{name}.json").write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")

@@ -89,3 +89,16 @@ def test_publish_without_the_shards_to_record_is_one_line(tmp_path, monkeypatch)
     rc, _, err = cli("publish", "--checkpoint", ckpt, "--name", "ean", "--shards", tmp_path / "nowhere", cwd=tmp_path)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "nowhere: no shards folder" in err
     assert not (tmp_path / "weights" / "ean.pt").exists()
+
+
+def test_publishing_the_same_checkpoint_twice_gives_the_same_bytes(tmp_path, monkeypatch):
+    import os
+
+    from fer_models.pretrained import publish
+
+    model = fer_models.create_model("ean", num_classes=3, in_chans=1)
+    monkeypatch.setattr(os, "getpid", lambda: 101)  # two publishing processes
+    a = publish("ean", model, {"classes": ["a", "b", "c"]}, tmp_path / "a").read_bytes()
+    monkeypatch.setattr(os, "getpid", lambda: 202)
+    b = publish("ean", model, {"classes": ["a", "b", "c"]}, tmp_path / "b").read_bytes()
+    assert a == b  # its sha256 names the weights, not the moment they were written
