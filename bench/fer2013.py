@@ -209,9 +209,10 @@ def results_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def publish(runs: dict[str, Path], work: Path, argv: list[str] | None) -> None:
+def publish(runs: dict[str, Path], work: Path, params_file: Path, argv: list[str] | None) -> None:
     """``fer-pipeline publish`` of the distilled EAN (else the last run) as ``ean``, with the shards it
-    was trained on and this command line in its provenance."""
+    was trained on and this command line in its provenance; the run's params (the fer2013 profile)
+    give its predict spec."""
     from pipeline.cli import main
     from pipeline.training.runs import DISTILLED
 
@@ -219,7 +220,7 @@ def publish(runs: dict[str, Path], work: Path, argv: list[str] | None) -> None:
     model = "ean" if name in ("ean", DISTILLED) else name
     command = " ".join(["python", "bench/fer2013.py", *(sys.argv[1:] if argv is None else argv)])
     rc = main(["publish", "--checkpoint", str(run_dir / "checkpoint.pt"), "--name", model,
-               "--shards", str(work / "processed" / DATASET), "--command", command])
+               "--shards", str(work / "processed" / DATASET), "--command", command, "--params", str(params_file)])
     if rc != 0:
         raise SystemExit(f"fer-pipeline publish of {run_dir} failed")
 
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.threads} torch threads:")
         print(results_table(results))
         if args.publish:
-            publish(runs, work, argv)
+            publish(runs, work, params_file, argv)
         print(f"whole run {time.perf_counter() - t0:.0f} s in this invocation; load average {load0:.1f} at start, "
               f"{os.getloadavg()[0]:.1f} at end ({os.cpu_count()} cores); outputs in {work}"
               + (" (temporary)" if tmp else ""))

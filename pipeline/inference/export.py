@@ -110,7 +110,8 @@ def publish_checkpoint(checkpoint: str | os.PathLike, name: str, *, lock: str | 
                         "profile": (load(found) or {}).get("profile") if found else None,
                         "dataset": ckpt.get("dataset"), "params_hash": ckpt.get("params_hash"),
                         "validation_accuracy": ckpt.get("val_acc"),
-                        "rounds": len(ckpt["rounds"]) - 1 if "rounds" in ckpt else None}
+                        "rounds": len(ckpt["rounds"]) - 1 if "rounds" in ckpt else None,
+                        "best_round": ckpt.get("best_round")}  # 0: the rounds never beat the teacher
     shards = Path(shards) if shards is not None else Path("data/processed") / str(ckpt.get("dataset"))
     if not shards.is_dir():
         raise FileNotFoundError(f"{shards}: no shards folder to record in the provenance (--shards DIR)")

@@ -185,6 +185,7 @@ def default_model() -> dict[str, Any] | None:
     return {"model": DEFAULT_SHIPPED, "file": f"fer_models/weights/{card['file']}", "sha256": card["sha256"],
             "dataset": prov.get("dataset"), "profile": prov.get("profile"),
             "validation_accuracy": prov.get("validation_accuracy"), "rounds": prov.get("rounds"),
+            "best_round": prov.get("best_round"),
             "command": prov.get("command")}
 
 
@@ -194,7 +195,9 @@ def default_model_section(shipped: dict[str, Any] | None) -> str:
                 "or `--model` (an exported file).")
     made = f"trained on {shipped['dataset']}" + (f" under the `{shipped['profile']}` profile" if shipped["profile"] else "")
     if shipped["rounds"]:
-        made += f", {shipped['rounds']} distillation rounds"
+        made += f", {shipped['rounds']} distillation rounds" + (
+            f" (kept: round {shipped['best_round']}{', the teacher' if shipped['best_round'] == 0 else ''})"
+            if shipped["best_round"] is not None else "")
     if shipped["validation_accuracy"] is not None:
         made += f", validation accuracy {_pct(shipped['validation_accuracy'])}% (FER2013: PublicTest)"
     lines = [f"`fer-pipeline predict` without `--checkpoint`/`--model` uses `{shipped['model']}` shipped in "

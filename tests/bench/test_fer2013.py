@@ -117,6 +117,8 @@ def test_a_rerun_reuses_everything_and_a_folder_without_private_test_gets_a_dash
     card = json.loads((tmp_path / "weights" / "ean.json").read_text())
     assert card["provenance"]["dvc"]["shards"]["md5"] == dvc_md5(work / "processed" / "fer2013")["md5"]
     assert card["provenance"]["command"].startswith("python bench/fer2013.py --raw ")
+    assert card["provenance"]["profile"] == "fer2013" and card["input_size"] == [3, 44, 44]  # the run's params
+    assert card["provenance"]["best_round"] in (0, 1, 2)
     published = torch.load(tmp_path / "weights" / "ean.pt", map_location="cpu", weights_only=True)
     distilled = _weights(work / "models" / "ean_distilled-fer2013" / "checkpoint.pt")
     assert published.keys() == distilled.keys() and all(torch.equal(published[k], distilled[k]) for k in distilled)

@@ -99,12 +99,13 @@ def test_report_names_the_model_predict_uses_by_default(tmp_path, monkeypatch):
     (tmp_path / "weights").mkdir()
     card = {"file": "ean.pt", "sha256": "ab" * 32, "classes": ["anger", "happiness"],
             "provenance": {"dataset": "fer2013", "profile": "fer2013", "validation_accuracy": 0.7123, "rounds": 3,
+                           "best_round": 2,
                            "command": "python bench/fer2013.py --raw fer2013-folders --publish"}}
     (tmp_path / "weights" / "ean.json").write_text(json.dumps(card))
     assert main(["report", "--raw", str(raw), "--out", str(tmp_path / "shipped"), "--params", str(params)]) == 0
     md = (tmp_path / "shipped" / "results.md").read_text()
     assert ("uses `ean` shipped in `fer_models/weights/ean.pt` (sha256 abababababababab...): trained on fer2013 "
-            "under the `fer2013` profile, 3 distillation rounds, validation accuracy 71.23%") in md
+            "under the `fer2013` profile, 3 distillation rounds (kept: round 2), validation accuracy 71.23%") in md
     assert "Remade from the raw folders by `python bench/fer2013.py --raw fer2013-folders --publish`." in md
     doc = json.loads((tmp_path / "shipped" / "metrics.json").read_text())
     assert doc["default_model"]["validation_accuracy"] == 0.7123 and doc["default_model"]["sha256"] == "ab" * 32
