@@ -24,7 +24,7 @@ def test_list_models_filters_as_timm():
     assert fer_models.list_models("ean*") == ["ean"]
     assert fer_models.list_models(["d*", "e*"]) == ["dfnet", "dnn_cbam", "ean", "erfnet_att"]
     assert fer_models.list_models("*", exclude_filters=["*_*"]) == ["dfnet", "ean", "resatt"]
-    assert fer_models.list_models(pretrained=True) == ["dfnet", "onet_probe"]
+    assert fer_models.list_models(pretrained=True) == ["dfnet", "ean", "onet_probe"]  # ean: shipped (FER2013)
     assert fer_models.list_models("nothing*") == []
 
 
@@ -36,7 +36,8 @@ def test_default_cfgs_carry_the_weight_source_torchvision_publishes():
     assert fer_models.pretrained_cfg("dfnet") == cfg
     small = fer_models.pretrained_cfg("dfnet", backbone="resnet18")
     assert small["file"] == "resnet18-f37072fd.pth" and small["weights"] == "ResNet18_Weights.IMAGENET1K_V1"
-    assert fer_models.pretrained_cfg("ean") is None
+    assert fer_models.pretrained_cfg("ean")["source"] == "package"  # the FER2013 EAN shipped in fer_models/weights
+    assert fer_models.pretrained_cfg("resatt") is None
 
 
 def test_a_local_resnet50_state_dict_loads_into_dfnet_exactly(tmp_path):
@@ -102,8 +103,8 @@ def test_pretrained_true_offline_says_where_to_put_the_file(torch_cache, offline
 
 
 def test_pretrained_true_without_a_public_source_is_refused():
-    with pytest.raises(ValueError, match="ean: no public pretrained weights"):
-        fer_models.create_model("ean", pretrained=True)
+    with pytest.raises(ValueError, match="resatt: no public pretrained weights"):
+        fer_models.create_model("resatt", pretrained=True)
 
 
 def test_onet_probe_keeps_its_builtin_weights_unless_told_otherwise():

@@ -177,14 +177,12 @@ def test_a_bad_model_is_one_line_without_traceback(make, option, message, media,
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([], "give a model: --checkpoint"),
     (["--device", "gpu"], "--device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     (["--every", "0"], "--every must be >= 1"),
     (["--json", "--csv", "-"], "--json and --csv - both want stdout"),
 ])
 def test_bad_options_are_one_line(argv, message, checkpoint, media, tmp_path):
-    model = ["--checkpoint", checkpoint] if argv else []
-    rc, out, err = cli("predict", *model, *argv, media / "album" / "empty.png", cwd=tmp_path)
+    rc, out, err = cli("predict", "--checkpoint", checkpoint, *argv, media / "album" / "empty.png", cwd=tmp_path)
     assert rc == 2 and message in err and len(err.splitlines()) == 1
 
 
