@@ -195,7 +195,7 @@ def default_model_section(shipped: dict[str, Any] | None) -> str:
                 "or `--model` (an exported file).")
     made = f"trained on {shipped['dataset']}" + (f" under the `{shipped['profile']}` profile" if shipped["profile"] else "")
     if shipped["rounds"]:
-        made += f", {shipped['rounds']} distillation rounds" + (
+        made += f", {shipped['rounds']} distillation round{'s' if shipped['rounds'] != 1 else ''}" + (
             f" (kept: round {shipped['best_round']}{', the teacher' if shipped['best_round'] == 0 else ''})"
             if shipped["best_round"] is not None else "")
     if shipped["validation_accuracy"] is not None:
