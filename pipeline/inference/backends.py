@@ -184,17 +184,16 @@ def shipped_model() -> tuple[ModelSpec, Any]:
     """The spec and network of the model shipped inside fer_models (``fer-pipeline publish``):
     ``create_model(DEFAULT_SHIPPED, pretrained=True)``, its hash checked; :class:`ModelError` when none ships."""
     import fer_models
-    from fer_models.pretrained import DEFAULT_SHIPPED as SHIPPED
-    from fer_models.pretrained import PACKAGE_WEIGHTS, shipped_cfg
+    from fer_models.pretrained import DEFAULT_SHIPPED, PACKAGE_WEIGHTS, shipped_cfg
 
-    card = shipped_cfg(SHIPPED)
+    card = shipped_cfg(DEFAULT_SHIPPED)
     if card is None:
         raise ModelError(f"give a model: --checkpoint (train/distill output) or --model (an exported file); "
                          f"no model ships in {PACKAGE_WEIGHTS} yet (`fer-pipeline publish` puts one there)")
     where = str(PACKAGE_WEIGHTS / card["file"])
     spec = ModelSpec.from_json(json.dumps(card["spec"]), where)
     try:
-        network = fer_models.create_model(SHIPPED, num_classes=len(card["classes"]), in_chans=int(card["input_size"][0]),
+        network = fer_models.create_model(DEFAULT_SHIPPED, num_classes=len(card["classes"]), in_chans=int(card["input_size"][0]),
                                           pretrained=True, **card.get("model_args", {}))
     except (ValueError, FileNotFoundError) as exc:
         raise ModelError(str(exc)) from None

@@ -199,7 +199,8 @@ def default_model_section(shipped: dict[str, Any] | None) -> str:
             f" (kept: round {shipped['best_round']}{', the teacher' if shipped['best_round'] == 0 else ''})"
             if shipped["best_round"] is not None else "")
     if shipped["validation_accuracy"] is not None:
-        made += f", validation accuracy {_pct(shipped['validation_accuracy'])}% (FER2013: PublicTest)"
+        made += (f", validation accuracy {_pct(shipped['validation_accuracy'])}%"
+                 + (" (PublicTest)" if shipped["dataset"] == "fer2013" else ""))
     lines = [f"`fer-pipeline predict` without `--checkpoint`/`--model` uses `{shipped['model']}` shipped in "
              f"`{shipped['file']}` (sha256 {shipped['sha256'][:16]}...): {made}. It is not one of this "
              "run's models; `--checkpoint models/<run>/checkpoint.pt` predicts with those."]
