@@ -18,7 +18,9 @@ a teacher that is not named is trained once and its finished folds reused by the
 summary table follows: per model, the 10-fold mean of each seed, their mean and their standard
 deviation, and the distilled EAN's gain over its EAN per seed. The seed alone moves EAN's 10-fold
 mean by as much as most recipe changes (docs/results/ckplus48.md, "The seed"), so recipe
-comparisons need several.
+comparisons need several. ``--set KEY=VALUE`` (repeatable, as ``dvc exp run --set-param``) changes one
+params key over the profile, e.g. ``--set pretrain.ean.epochs=40``: a lever measured in its own
+``--work`` without editing the profile.
 
 Wall times are measured on whatever else the machine is doing: the load average before and after
 is printed next to them. Results, timings and every lever tried: docs/results/ckplus48.md.
@@ -46,22 +48,24 @@ PROFILE = "ckplus48"
 PRETRAIN_SOURCE = "fer2013"  # --pretrain-on: real faces to start from (issue 28); never a CK+ face
 
 
-def profile_params(base: Path) -> dict:
-    """``base`` (the demo params) with the ckplus48 profile applied."""
+def profile_params(base: Path, assignments: list[str] | None = None) -> dict:
+    """``base`` (the demo params) with the ckplus48 profile and the ``KEY=VALUE`` ``assignments``
+    (``--set``: a lever tried without editing the profile) applied."""
     import yaml
 
     from pipeline.profiles import compose
     from pipeline.training.recipe import check_profile
 
-    return yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles", check_profile))
+    return yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles", check_profile, assignments or ()))
 
 
 def bench_params(base: Path, folds: int, models: list[str], distill: bool,
-                 epochs: int | None = None, pretrain_models: list[str] | None = None) -> dict:
+                 epochs: int | None = None, pretrain_models: list[str] | None = None,
+                 assignments: list[str] | None = None) -> dict:
     """``base`` + the ckplus48 profile, with the fold count and the models of this run; with
     ``pretrain_models``, those recipes start from stage pretrain's weights learned on FER2013
     (``pretrain.source: fer2013``, ``init: pretrained``)."""
-    params = profile_params(base)
+    params = profile_params(base, assignments)
     if pretrain_models:
         params["datasets"] = [DATASET, PRETRAIN_SOURCE]
         params["pretrain"].update(source=PRETRAIN_SOURCE, models=list(pretrain_models))
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-models", default=None,
                         help="comma-separated recipes started from the FER2013 pretraining (default: every model "
                         "of --models but onet_probe, whose trunk is ONet's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one params key over the profile, as `dvc exp run --set-param` (repeatable; "
+                        "e.g. pretrain.ean.epochs=40): a lever tried in its own --work")
     parser.add_argument("--threads", type=int, default=2, help="torch threads with --workers 1 (default 2)")
     parser.add_argument("--workers", type=int, default=None,
                         help="folds trained at once, one process each (default: cv.workers of the profile)")
@@ -209,13 +216,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.core.device import stage_device
     from pipeline.evaluation.crossval import cross_validate, results_table, write_outputs
+    from pipeline.profiles import ProfileError
     from pipeline.training.runs import DISTILLED
 
     if not args.raw.is_dir():
         parser.error(f"--raw {args.raw}: not a directory")
     torch.set_num_threads(args.threads)
-    models = ([m.strip() for m in args.models.split(",") if m.strip()] if args.models
-              else profile_params(args.params)["cv"][DATASET]["models"])
+    try:
+        profile = profile_params(args.params, args.set)
+    except ProfileError as exc:
+        parser.error(str(exc))
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else profile["cv"][DATASET]["models"]
     distill = "ean" in models and not args.no_distill
     seeds = [None] if args.seeds is None else parse_seeds(args.seeds, parser)
     tmp = None
@@ -233,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"--pretrain-on {args.pretrain_on}: not a directory")
             pretrain_models = ([m.strip() for m in args.pretrain_models.split(",") if m.strip()]
                                if args.pretrain_models else [m for m in models if m != "onet_probe"])
-        params = bench_params(args.params, args.folds, models, distill, args.epochs, pretrain_models)
+        params = bench_params(args.params, args.folds, models, distill, args.epochs, pretrain_models, args.set)
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         load0, t0 = os.getloadavg()[0], time.perf_counter()
         data_root = prepare(args.raw.resolve(), work, params_file,

@@ -19,8 +19,10 @@ present, else PublicTest), distillation rounds, training images/second (median o
 the wall time of the whole run. With ``--work DIR`` a re-run reuses what is finished: the data
 stages, trained models, and inside an interrupted training or distillation its finished epochs and
 rounds (the stages' own resuming). With ``--publish`` the distilled EAN is shipped inside
-``fer_models`` (``fer-pipeline publish``): the model ``predict`` uses when given none. Results and the
-protocol: docs/results/fer2013.md.
+``fer_models`` (``fer-pipeline publish``): the model ``predict`` uses when given none. ``--set KEY=VALUE``
+(repeatable, as ``dvc exp run --set-param``) changes one params key over the profile, e.g. ``--set
+distill.fer2013.optimizer.lr=0.01``: a lever measured in its own ``--work`` (a copy of a finished one
+reuses every stage the change does not touch). Results and the protocol: docs/results/fer2013.md.
 """
 
 from __future__ import annotations
@@ -46,15 +48,17 @@ DATASET = "fer2013"
 PROFILE = "fer2013"
 
 
-def bench_params(base: Path, epochs: int | None = None, rounds: int | None = None) -> dict:
-    """``base`` (the demo params) with the fer2013 profile applied; ``epochs``/``rounds`` shorten
+def bench_params(base: Path, epochs: int | None = None, rounds: int | None = None,
+                 assignments: list[str] | None = None) -> dict:
+    """``base`` (the demo params) with the fer2013 profile and the ``KEY=VALUE`` ``assignments``
+    (``--set``: a lever tried without editing the profile) applied; ``epochs``/``rounds`` shorten
     every recipe and the distillation (smoke runs only)."""
     import yaml
 
     from pipeline.profiles import compose
     from pipeline.training.recipe import check_profile
 
-    params = yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles", check_profile))
+    params = yaml.safe_load(compose(base.read_text(), PROFILE, ROOT / "profiles", check_profile, assignments or ()))
     if epochs is not None:
         for name, recipe in params["train"].items():
             if name not in ("matrix", "defaults") and isinstance(recipe, dict):
@@ -238,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish", action="store_true",
                         help="ship the distilled EAN (else the last model) inside fer_models as the default model of "
                         "predict (fer-pipeline publish; writes fer_models/weights/ean.pt and ean.json)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one params key over the profile, as `dvc exp run --set-param` (repeatable; "
+                        "e.g. distill.fer2013.optimizer.lr=0.01): a lever tried in its own --work")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
     parser.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
@@ -250,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    params = bench_params(args.params, args.epochs, args.rounds)
+    from pipeline.profiles import ProfileError
+
+    try:
+        params = bench_params(args.params, args.epochs, args.rounds, args.set)
+    except ProfileError as exc:
+        parser.error(str(exc))
     unknown = [m for m in models if m not in params["train"]]
     if unknown:
         parser.error(f"--models: no recipe train.{unknown[0]} in the fer2013 profile")

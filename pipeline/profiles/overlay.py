@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import io
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 BASE = "demo"
 REPLACE = "_replace"
@@ -49,7 +49,17 @@ def _yaml():
     y.indent(mapping=2, sequence=4, offset=2)  # the style of params.yaml
     y.representer.add_representer(
         type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
+    y.representer.add_representer(float, _represent_float)
     return y
+
+
+def _represent_float(rep, value: float):
+    """A float as YAML 1.1 readers (PyYAML) read it back as a float: ``1.0e-05``, not ``1e-05``."""
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if not e or "." in mantissa or not mantissa.lstrip("-").isdigit():
+        return rep.represent_float(value)  # plain decimals, inf and nan: ruamel's own way
+    return rep.represent_scalar("tag:yaml.org,2002:float", f"{mantissa}.0e{exponent}")
 
 
 def _load(text: str) -> Any:
@@ -69,6 +79,21 @@ def _plain(data: Any) -> Any:
     if isinstance(data, list):
         return [_plain(v) for v in data]
     return data
+
+
+def _builtin(value: Any) -> Any:
+    """ruamel's scalar types as Python's own, so that a value keeps no text form of its own (``1e-4``
+    is written back as ``0.0001``, which every YAML reader reads as a float)."""
+    if isinstance(value, dict):
+        return {k: _builtin(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_builtin(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
 
 
 def available(profiles_dir: Path) -> list[str]:
@@ -163,41 +188,68 @@ def complete_datasets(params: Any) -> list[str]:
     return added
 
 
+def assignment_overlay(assignment: str) -> dict[str, Any]:
+    """``KEY=VALUE`` (a dotted params key, a YAML value), as DVC's ``exp run --set-param`` takes it,
+    as the overlay that sets it: ``train.ean.epochs=40`` -> ``{train: {ean: {epochs: 40}}}``."""
+    key, sep, text = assignment.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ProfileError(f"--set {assignment}: expected KEY=VALUE with a dotted key, e.g. train.ean.epochs=40")
+    try:
+        value = _plain(_load(text)) if text.strip() else None
+        value = _builtin(value)
+    except Exception as exc:  # ruamel's parser errors have no common base worth naming
+        raise ProfileError(f"--set {assignment}: the value is not YAML ({str(exc).splitlines()[0]})") from None
+    overlay: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        overlay = {part: overlay}
+    return overlay
+
+
 def compose(base_text: str, name: str, profiles_dir: Path,
-            validate: Callable[[dict[str, Any]], None] | None = None) -> str:
-    """The params text of profile ``name``: the base with the overlay applied (base itself for demo).
+            validate: Callable[[dict[str, Any]], None] | None = None, assignments: Sequence[str] = ()) -> str:
+    """The params text of profile ``name``: the base with the overlay applied (base itself for demo),
+    then each ``KEY=VALUE`` of ``assignments`` (:func:`assignment_overlay`: a benchmark's lever tried
+    without editing the profile; the same typo check as an overlay).
 
     ``validate`` checks the composed params (plain dicts) and raises ``ValueError`` for a profile
     that could not run, e.g. :func:`pipeline.training.recipe.check_profile`.
     """
-    if name == BASE:
+    if name == BASE and not assignments:
         return base_text
-    overlay_file = profiles_dir / f"{name}.yaml"
-    if not overlay_file.is_file():
-        raise ProfileError(f"{overlay_file}: no such profile (known: {', '.join(available(profiles_dir))})")
-    overlay = _load(overlay_file.read_text()) or {}
-    if not isinstance(overlay, dict):
-        raise ProfileError(f"{overlay_file}: expected a mapping")
-    overlay.pop("profile", None)
     params = _load(base_text)
-    try:
-        apply_overlay(params, overlay)
-    except ProfileError as exc:
-        raise ProfileError(f"{overlay_file}: {exc}") from None
+    overlay_file = profiles_dir / f"{name}.yaml"
+    if name != BASE:
+        if not overlay_file.is_file():
+            raise ProfileError(f"{overlay_file}: no such profile (known: {', '.join(available(profiles_dir))})")
+        overlay = _load(overlay_file.read_text()) or {}
+        if not isinstance(overlay, dict):
+            raise ProfileError(f"{overlay_file}: expected a mapping")
+        overlay.pop("profile", None)
+        try:
+            apply_overlay(params, overlay)
+        except ProfileError as exc:
+            raise ProfileError(f"{overlay_file}: {exc}") from None
+    for assignment in assignments:
+        try:
+            apply_overlay(params, assignment_overlay(assignment))
+        except ProfileError as exc:
+            raise ProfileError(f"--set {assignment}: {exc}" if not str(exc).startswith("--set") else str(exc)) from None
     params["profile"] = name
     complete_datasets(params)
     derive_evaluated_runs(params)
     from pipeline.core.schema import validate as check_schema
 
+    source = " with ".join([str(overlay_file)] * (name != BASE) + [f"--set {a}" for a in assignments])
     try:
-        check_schema(_plain(params), overlay_file)
+        check_schema(_plain(params), source)
     except ValueError as exc:
         raise ProfileError(str(exc)) from None
     if validate is not None:
         try:
             validate(_plain(params))
         except ValueError as exc:
-            raise ProfileError(f"{overlay_file}: {exc}") from None
+            raise ProfileError(f"{source}: {exc}") from None
     return _dump(params)
 
 

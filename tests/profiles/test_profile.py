@@ -157,3 +157,40 @@ def missing_params(project: Path) -> list[str]:
 def test_every_tracked_param_exists_in_every_profile(project, name):
     switch(name, project / "params.yaml")
     assert missing_params(project) == []
+
+
+def test_set_assignments_change_one_key_over_the_profile(project):
+    import yaml
+
+    from pipeline.profiles import compose
+
+    base = (project / "params.yaml").read_text()
+    plain = yaml.safe_load(compose(base, "fer2013", project / "profiles", check_profile))
+    changed = yaml.safe_load(compose(base, "fer2013", project / "profiles", check_profile,
+                                     ["distill.fer2013.optimizer.lr=0.01", "train.ean.optimizer.weight_decay=1e-4",
+                                      "pretrain.ean.epochs=40"]))
+    assert plain["distill"]["fer2013"]["optimizer"]["lr"] == 0.1
+    assert changed["distill"]["fer2013"]["optimizer"] == {**plain["distill"]["fer2013"]["optimizer"], "lr": 0.01}
+    # 1e-4 reaches a YAML 1.1 reader (PyYAML, yaml.safe_load above) as a float, not the string '1e-4'
+    assert changed["train"]["ean"]["optimizer"]["weight_decay"] == pytest.approx(1e-4)
+    assert changed["pretrain"]["ean"] == {"epochs": 40}  # a per-model entry, as an overlay may add
+    changed["distill"]["fer2013"]["optimizer"]["lr"] = 0.1
+    changed["train"]["ean"]["optimizer"]["weight_decay"] = plain["train"]["ean"]["optimizer"]["weight_decay"]
+    del changed["pretrain"]["ean"]
+    assert changed == plain  # nothing else moved
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.ean.epoch=40", r"--set train\.ean\.epoch=40: train\.ean\.epoch: not a key of the base params"),
+    ("pretrain.ean.epoch=40", r"--set pretrain\.ean\.epoch=40: pretrain\.ean\.epoch: unknown key \(did you mean 'epochs'\?\)"),
+    ("train.ean.optimizer.lr=fast", r"--set train\.ean\.optimizer\.lr=fast: train\.ean\.optimizer\.lr: input should be a valid number"),
+    ("train.ean", r"--set train\.ean: expected KEY=VALUE"),
+    ("train..lr=1", r"--set train\.\.lr=1: expected KEY=VALUE"),
+    ("trian.ean.epochs=3", r"--set trian\.ean\.epochs=3: trian: not a key of the base params"),
+])
+def test_a_bad_set_assignment_is_one_line_naming_it(project, assignment, message):
+    from pipeline.profiles import compose
+
+    with pytest.raises(ProfileError, match=message) as err:
+        compose((project / "params.yaml").read_text(), "fer2013", project / "profiles", check_profile, [assignment])
+    assert "\n" not in str(err.value)
