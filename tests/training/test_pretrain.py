@@ -182,3 +182,34 @@ def test_pretraining_on_a_processed_dataset(tmp_path):
     raw["pretrain"]["source"] = "fer2014"
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
     assert main(["pretrain", "--out", str(tmp_path / "bad"), "--data", str(source), "--params", str(params)]) == 2
+
+
+def test_a_jaffe_sized_dataset_learns_from_fer2013_pretraining_what_it_cannot_alone(tmp_path):
+    """The small-data case of issue 28 on drawn faces: 8 subjects x FER2013's 7 classes (a JAFFE-sized
+    set) is too few to learn from in 3 epochs; started from EAN pretrained on 140 faces of a
+    FER2013-like source (stage pretrain, ``pretrain.source: fer2013``), the same folds are learnt.
+    JAFFE has FER2013's classes, so every head row is kept and none starts afresh."""
+    from pipeline.evaluation.crossval import cross_validate
+    from pipeline.shards.dataset import ShardDataset
+
+    seven = (0, 1, 3, 4, 5, 6, 7)  # FER2013's and JAFFE's classes: CK+'s but contempt, with neutral
+    source = tiny_shards(tmp_path / "fer", "fer2013", "ratio", labels=seven, subjects=0, per_subject=40)
+    jaffe = tiny_shards(tmp_path / "jaffe", "jaffe", "kfold", labels=seven, subjects=8, per_subject=1)
+    assert all(i.startswith("fer2013/") for i in ShardDataset(source / "fer2013", "train").image_ids)
+    means = {}
+    for init in ("pretrained", None):
+        params = _params(tmp_path / f"params-{init}.yaml", ["ean"], ean={"epochs": 3, "init": init})
+        raw = yaml.safe_load(params.read_text())
+        raw["pretrain"].update(source="fer2013")
+        raw["pretrain"]["defaults"].update(epochs=8)
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        if init:
+            assert main(["pretrain", "--out", str(tmp_path / "pre"), "--data", str(source), "--params", str(params)]) == 0
+        result = cross_validate(jaffe / "jaffe", "jaffe", {"models": ["ean"]}, tmp_path / f"cv-{init}", str(params),
+                                pretrained_dir=tmp_path / "pre", log=lambda *_: None)
+        means[init] = result["models"]["ean"]["mean"]
+    for fold in range(4):
+        start = read_checkpoint(tmp_path / "cv-pretrained" / f"ean-fold{fold}" / "checkpoint.pt")["pretrained"]
+        assert start["source"] == "fer2013" and start["new_classes"] == [] and len(start["kept_classes"]) == 7
+    assert "pretrained" not in read_checkpoint(tmp_path / "cv-None" / "ean-fold0" / "checkpoint.pt")
+    assert means[None] < 0.3 and means["pretrained"] > 0.5, means  # chance is 1/7; measured 0.125 and 0.70
