@@ -62,16 +62,28 @@ def profile_params(base: Path, assignments: list[str] | None = None) -> dict:
 def bench_params(base: Path, folds: int, models: list[str], distill: bool,
                  epochs: int | None = None, pretrain_models: list[str] | None = None,
                  assignments: list[str] | None = None) -> dict:
-    """``base`` + the ckplus48 profile, with the fold count and the models of this run; with
-    ``pretrain_models``, those recipes start from stage pretrain's weights learned on FER2013
-    (``pretrain.source: fer2013``, ``init: pretrained``)."""
+    """``base`` + the ckplus48 profile, with the fold count and the models of this run.
+
+    ``pretrain_models`` (``--pretrain-on``) are exactly the recipes that start from stage pretrain's
+    weights learned on FER2013 (``pretrain.source: fer2013``, ``init: pretrained``). Without a FER2013
+    folder (None or empty) none does, even those the profile starts from FER2013: their own
+    initialisation instead, as before issue 28."""
     params = profile_params(base, assignments)
-    if pretrain_models:
-        params["datasets"] = [DATASET, PRETRAIN_SOURCE]
-        params["pretrain"].update(source=PRETRAIN_SOURCE, models=list(pretrain_models))
-        params["ingest"][PRETRAIN_SOURCE] = {**(params["ingest"].get(PRETRAIN_SOURCE) or {}), "drop_duplicates": False}
-        for name in pretrain_models:
-            params["train"].setdefault(name, {})["init"] = "pretrained"
+    if pretrain_models is not None or params["pretrain"].get("source") == PRETRAIN_SOURCE:
+        keep = set(pretrain_models or [])
+        for name, recipe in params["train"].items():
+            if name not in ("matrix", "defaults") and isinstance(recipe, dict) and name not in keep \
+                    and recipe.get("init") == "pretrained":
+                recipe["init"] = None
+        if keep:
+            params["datasets"] = [DATASET, PRETRAIN_SOURCE]
+            params["pretrain"].update(source=PRETRAIN_SOURCE, models=list(pretrain_models))
+            params["ingest"][PRETRAIN_SOURCE] = {**(params["ingest"].get(PRETRAIN_SOURCE) or {}), "drop_duplicates": False}
+            for name in pretrain_models:
+                params["train"].setdefault(name, {})["init"] = "pretrained"
+        else:
+            params["datasets"] = [DATASET]
+            params["pretrain"].update(source="synthetic", models=[])
     params["split"].setdefault(DATASET, {}).update({"protocol": "kfold", "k": int(folds)})
     params["cv"].setdefault(DATASET, {}).update({"models": list(models), "distill": bool(distill)})
     teachers = [(params["train"].get(m) or {}).get("teacher") or {} for m in models]
@@ -94,6 +106,16 @@ def with_seed(params: dict, models: list[str], seed: int) -> dict:
     for name in models:
         params["train"].setdefault(name, {})["seed"] = int(seed)
     return params
+
+
+def profile_pretrained(profile: dict, models: list[str]) -> list[str]:
+    """The recipes the profile starts from FER2013 pretraining (``pretrain.models`` with ``source:
+    fer2013``) and this run trains (``models`` and their teachers); with another source, every model
+    but ``onet_probe`` (whose trunk is ONet's already)."""
+    if profile["pretrain"].get("source") != PRETRAIN_SOURCE:
+        return [m for m in models if m != "onet_probe"]
+    teachers = {((profile["train"].get(m) or {}).get("teacher") or {}).get("model") for m in models}
+    return [m for m in profile["pretrain"].get("models") or [] if m in set(models) | teachers]
 
 
 def parse_seeds(text: str, parser: argparse.ArgumentParser) -> list[int]:
@@ -201,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a FER2013 folder (CSV or image folders): pretrain the recipes of --pretrain-models on "
                         "its shards (stage pretrain, pretrain.source: fer2013) and start them from those weights")
     parser.add_argument("--pretrain-models", default=None,
-                        help="comma-separated recipes started from the FER2013 pretraining (default: every model "
-                        "of --models but onet_probe, whose trunk is ONet's)")
+                        help="comma-separated recipes started from the FER2013 pretraining (default: those the "
+                        "profile starts from it, pretrain.models)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change one params key over the profile, as `dvc exp run --set-param` (repeatable; "
                         "e.g. pretrain.ean.epochs=40): a lever tried in its own --work")
@@ -243,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.pretrain_on.is_dir():
                 parser.error(f"--pretrain-on {args.pretrain_on}: not a directory")
             pretrain_models = ([m.strip() for m in args.pretrain_models.split(",") if m.strip()]
-                               if args.pretrain_models else [m for m in models if m != "onet_probe"])
+                               if args.pretrain_models else profile_pretrained(profile, models))
+        elif profile_pretrained(profile, models) and profile["pretrain"].get("source") == PRETRAIN_SOURCE:
+            print(f"no --pretrain-on: {', '.join(profile_pretrained(profile, models))} start(s) from their own "
+                  f"initialisation, not from the profile's FER2013 pretraining (pass --pretrain-on FOLDER for it)")
         params = bench_params(args.params, args.folds, models, distill, args.epochs, pretrain_models, args.set)
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         load0, t0 = os.getloadavg()[0], time.perf_counter()

@@ -37,6 +37,24 @@ def _shards(raw: Path, work: Path, folds: int) -> Path:
     return bench.prepare(raw, work, params_file) / "ckplus"
 
 
+def test_fer2013_pretraining_needs_its_folder_and_follows_pretrain_models():
+    """The profile starts EAN from FER2013 (pretrain.source: fer2013); the bench does so only with
+    --pretrain-on (a FER2013 folder), for exactly the recipes of --pretrain-models (default: the
+    profile's pretrain.models), and otherwise starts every recipe from its own initialisation."""
+    bench = load_bench("ckplus48")
+    profile = bench.profile_params(ROOT / "params.yaml")
+    assert bench.profile_pretrained(profile, ["onet_probe", "ean"]) == ["ean"]
+    assert bench.profile_pretrained(profile, ["resatt"]) == []
+    without = bench.bench_params(ROOT / "params.yaml", 10, ["onet_probe", "ean"], distill=True)
+    assert without["datasets"] == ["ckplus"] and without["pretrain"]["models"] == []
+    assert without["train"]["ean"]["init"] is None
+    for chosen in (["ean"], ["onet_probe", "ean"], ["onet_probe"]):
+        params = bench.bench_params(ROOT / "params.yaml", 10, ["onet_probe", "ean"], distill=True, pretrain_models=chosen)
+        assert params["datasets"] == ["ckplus", "fer2013"] and params["pretrain"]["source"] == "fer2013"
+        assert params["pretrain"]["models"] == chosen
+        assert {m for m in ("onet_probe", "ean") if params["train"][m].get("init") == "pretrained"} == set(chosen)
+
+
 def _check_every_fold(root: Path, k: int, n_images: int) -> None:
     rows = shard_rows(root)
     originals = rows[rows["parent_id"].isna()]

@@ -72,12 +72,17 @@ def test_paper_overlay_changes_only_its_keys_and_keeps_comments(project):
     assert params.section("train", "dfnet_no_fsa", paper)["model_args"] == {"backbone": "resnet50", "fsa": False}
 
 
-def test_ckplus48_processes_ckplus_only(project):
+def test_ckplus48_trains_on_ckplus_and_starts_ean_from_fer2013(project):
     switch("ckplus48", project / "params.yaml")
     p = params.load(project / "params.yaml")
-    assert p["datasets"] == ["ckplus"]
+    assert p["datasets"] == ["ckplus", "fer2013"]
     assert params.section("align", "ckplus", p)["policy"] == "precropped"
     assert {v["dataset"] for v in p["train"]["matrix"].values()} == {"ckplus"}  # _replace: not merged
+    assert p["cv"]["datasets"] == ["ckplus"] and p["distill"]["datasets"] == []  # FER2013: pretraining only
+    assert p["pretrain"]["source"] == "fer2013" and p["pretrain"]["models"] == ["ean"]
+    assert params.section("train", "ean", p)["init"] == "pretrained"
+    assert params.section("train", "onet_probe", p).get("init") is None  # measured worse from FER2013
+    assert params.section("ingest", "fer2013", p)["drop_duplicates"] is False
 
 
 def test_overlay_typo_fails_loudly(project):
