@@ -266,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"--pretrain-on {args.pretrain_on}: not a directory")
             pretrain_models = ([m.strip() for m in args.pretrain_models.split(",") if m.strip()]
                                if args.pretrain_models else profile_pretrained(profile, models))
+            if not pretrain_models:
+                parser.error(f"--pretrain-on: the profile starts none of {', '.join(models)} from FER2013; "
+                             "name them with --pretrain-models")
         elif profile_pretrained(profile, models) and profile["pretrain"].get("source") == PRETRAIN_SOURCE:
             print(f"no --pretrain-on: {', '.join(profile_pretrained(profile, models))} start(s) from their own "
                   f"initialisation, not from the profile's FER2013 pretraining (pass --pretrain-on FOLDER for it)")
