@@ -181,7 +181,9 @@ def prepare(raw: Path, work: Path, params_file: Path, pretrain_on: Path | None =
     import yaml
 
     from pipeline.cli import main
-    from pipeline.training.recipe import fingerprint
+    from pipeline.core.params import section
+    from pipeline.training.pretraining import pretrain_recipe
+    from pipeline.training.recipe import fingerprint, load_recipe
 
     steps = data_steps(DATASET, raw, work)
     if pretrain_on is not None and not (work / "processed" / PRETRAIN_SOURCE / "stats.json").is_file():
@@ -190,8 +192,11 @@ def prepare(raw: Path, work: Path, params_file: Path, pretrain_on: Path | None =
         if main(argv + ["--params", str(params_file)]) != 0:
             raise SystemExit(f"fer-pipeline {' '.join(argv[:2])} failed")
     params = yaml.safe_load(params_file.read_text())
-    key = fingerprint(params["pretrain"], {m: params["train"].get(m) for m in params["pretrain"]["models"]},
-                      str(pretrain_on))
+    # what the stage trains (the recipe without its teacher, init and seed): a lever on the
+    # fine-tuning alone (e.g. no teacher) reuses the pretraining
+    trained = {m: pretrain_recipe(load_recipe("train", m, str(params_file)), section("pretrain", m, params=params))
+               for m in params["pretrain"]["models"]}
+    key = fingerprint(params["pretrain"], trained, str(pretrain_on))
     done = work / "pretrained" / "bench-key.json"
     if not (done.is_file() and json.loads(done.read_text()) == key):
         t0 = time.perf_counter()
