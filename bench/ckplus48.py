@@ -97,6 +97,9 @@ def bench_params(base: Path, folds: int, models: list[str], distill: bool,
                 params["train"].setdefault(teacher, {})["epochs"] = int(epochs)
         params["distill"].setdefault(DATASET, {})["epochs"] = int(epochs)
         params["pretrain"]["defaults"].update(epochs=int(epochs), per_class=2, validation_per_class=1)
+        for name, entry in params["pretrain"].items():  # a per-model length (the profile's ean) too
+            if isinstance(entry, dict) and name != "defaults" and "epochs" in entry:
+                entry["epochs"] = int(epochs)
     return params
 
 
