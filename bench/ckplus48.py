@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             if not pretrain_models:
                 parser.error(f"--pretrain-on: the profile starts none of {', '.join(models)} from FER2013; "
                              "name them with --pretrain-models")
-        elif profile_pretrained(profile, models) and profile["pretrain"].get("source") == PRETRAIN_SOURCE:
+        elif profile["pretrain"].get("source") == PRETRAIN_SOURCE and profile_pretrained(profile, models):
             print(f"no --pretrain-on: {', '.join(profile_pretrained(profile, models))} start(s) from their own "
                   f"initialisation, not from the profile's FER2013 pretraining (pass --pretrain-on FOLDER for it)")
         params = bench_params(args.params, args.folds, models, distill, args.epochs, pretrain_models, args.set)

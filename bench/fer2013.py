@@ -255,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import yaml
 
-    torch.set_num_threads(args.threads)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
     from pipeline.profiles import ProfileError
 
+    torch.set_num_threads(args.threads)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
         params = bench_params(args.params, args.epochs, args.rounds, args.set)
     except ProfileError as exc:

@@ -73,27 +73,21 @@ def _dump(data: Any) -> str:
 
 
 def _plain(data: Any) -> Any:
-    """ruamel containers as plain dicts/lists (for comparisons)."""
+    """ruamel's containers and scalars as Python's own (for comparisons and validation; a ``--set``
+    value so keeps no text form of its own: ``1e-4`` is written back as ``0.0001``, which every YAML
+    reader reads as a float)."""
+    from ruamel.yaml.scalarbool import ScalarBoolean
+
     if isinstance(data, dict):
         return {k: _plain(v) for k, v in data.items()}
     if isinstance(data, list):
         return [_plain(v) for v in data]
+    if isinstance(data, ScalarBoolean):  # an int subclass, as bool: checked before int
+        return bool(data)
+    for kind in (bool, int, float, str):
+        if isinstance(data, kind):
+            return kind(data)
     return data
-
-
-def _builtin(value: Any) -> Any:
-    """ruamel's scalar types as Python's own, so that a value keeps no text form of its own (``1e-4``
-    is written back as ``0.0001``, which every YAML reader reads as a float)."""
-    if isinstance(value, dict):
-        return {k: _builtin(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_builtin(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    for kind in (int, float, str):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
 
 
 def available(profiles_dir: Path) -> list[str]:
@@ -197,7 +191,6 @@ def assignment_overlay(assignment: str) -> dict[str, Any]:
         raise ProfileError(f"--set {assignment}: expected KEY=VALUE with a dotted key, e.g. train.ean.epochs=40")
     try:
         value = _plain(_load(text)) if text.strip() else None
-        value = _builtin(value)
     except Exception as exc:  # ruamel's parser errors have no common base worth naming
         raise ProfileError(f"--set {assignment}: the value is not YAML ({str(exc).splitlines()[0]})") from None
     overlay: dict[str, Any] = {parts[-1]: value}
@@ -231,10 +224,11 @@ def compose(base_text: str, name: str, profiles_dir: Path,
         except ProfileError as exc:
             raise ProfileError(f"{overlay_file}: {exc}") from None
     for assignment in assignments:
+        overlay = assignment_overlay(assignment)  # its own errors name the assignment
         try:
-            apply_overlay(params, assignment_overlay(assignment))
+            apply_overlay(params, overlay)
         except ProfileError as exc:
-            raise ProfileError(f"--set {assignment}: {exc}" if not str(exc).startswith("--set") else str(exc)) from None
+            raise ProfileError(f"--set {assignment}: {exc}") from None
     params["profile"] = name
     complete_datasets(params)
     derive_evaluated_runs(params)
