@@ -244,6 +244,7 @@ class Pretrain(Knobs):
 
 class Distill(Knobs):
     teacher: str = "ean"
+    co_teachers: list[str] = []
     alpha: Fraction = 0.5
     temperature: PosFloat = 5.0
     max_rounds: PosInt = 2

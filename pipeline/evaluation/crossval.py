@@ -151,19 +151,22 @@ def run_fold(data, model: str, recipe: dict[str, Any], run_dir: Path, *, dataset
 
 
 def distill_fold(data, teacher_dir: Path, settings: dict[str, Any], run_dir: Path, *, dataset: str,
-                 ten_crop: bool, device: str = "cpu") -> FoldScore:
-    """EAN's distillation rounds from the fold's trained teacher (or a finished run), scored on the test rows."""
+                 ten_crop: bool, device: str = "cpu", co_teacher_dirs: Sequence[Path] = ()) -> FoldScore:
+    """EAN's distillation rounds from the fold's trained teacher (or a finished run), scored on the test
+    rows; ``co_teacher_dirs``: the fold's runs of ``settings["co_teachers"]``."""
     from pipeline.training.checkpoint import read_checkpoint
     from pipeline.training.distill_rounds import distill
     from pipeline.training.recipe import fingerprint
 
-    teacher_key = read_checkpoint(teacher_dir / "checkpoint.pt").get("params_hash")
-    key = fingerprint("cv-distill", teacher_key, settings, data.fingerprint, ten_crop)
+    co_teachers = [d / "checkpoint.pt" for d in co_teacher_dirs]
+    keys = [read_checkpoint(p).get("params_hash") for p in [teacher_dir / "checkpoint.pt", *co_teachers]]
+    key = fingerprint("cv-distill", keys[0], settings, data.fingerprint, ten_crop, *keys[1:])
     cached = _cached(run_dir, key)
     if cached is not None:
         return cached
     t0 = time.perf_counter()
-    result = distill(teacher_dir / "checkpoint.pt", data, settings, run_dir, dataset=dataset, device=device)
+    result = distill(teacher_dir / "checkpoint.pt", data, settings, run_dir, dataset=dataset, device=device,
+                     co_teachers=co_teachers)
     acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop, device)
     score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0,
                       {"best_round": result.best_round, "rounds": len(result.rounds) - 1})
@@ -225,10 +228,13 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
                              teacher_dir=models_dir / f"{recipe_teacher}-fold{fold}" if recipe_teacher else None,
                              pretrained_dir=pretrained_dir, device=device)
         n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
-        if m == teacher:
-            scores[DISTILLED] = distill_fold(data, run_dir, distill_settings, models_dir / f"{DISTILLED}-fold{fold}",
-                                             dataset=dataset, ten_crop=ten_crop, device=device)
-            n_params[DISTILLED] = n_params[m]
+    if teacher is not None:  # after every model of the fold: its co-teachers are among them
+        co_teachers = [models_dir / f"{c}-fold{fold}" for c in distill_settings.get("co_teachers", [])]
+        scores[DISTILLED] = distill_fold(by_derived[bool(recipes[teacher].get("derived_rows", True))],
+                                         models_dir / f"{teacher}-fold{fold}", distill_settings,
+                                         models_dir / f"{DISTILLED}-fold{fold}", dataset=dataset, ten_crop=ten_crop,
+                                         device=device, co_teacher_dirs=co_teachers)
+        n_params[DISTILLED] = n_params[teacher]
     return {"fold": fold, "scores": scores, "n_params": n_params, "label_names": label_names}
 
 
@@ -307,6 +313,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     it travels to worker processes) is where every fold trains and scores.
     Returns ``{"dataset", "k", "folds", "settings", "classes", "models": {name: summary}}``.
     """
+    from pipeline.core.schema import ParamsError
     from pipeline.shard.splits import assert_subject_independent
     from pipeline.training.data import fold_count
     from pipeline.training.recipe import init_of
@@ -331,6 +338,10 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     recipes: dict[str, dict[str, Any]] = {}
     models = _with_teachers(models, lambda m: recipes.setdefault(
         m, for_dataset(load_recipe("train", m, params_file), dataset)))
+    absent = [c for c in distill_settings.get("co_teachers", []) if c not in models]
+    if absent:
+        raise ParamsError(f"distill.{dataset}.co_teachers: {absent[0]!r} is not trained in the folds "
+                          f"(cv models: {', '.join(models)})")
 
     missing = [m for m in models if init_of(recipes[m]) == "pretrained"
                and (pretrained_dir is None or not (Path(pretrained_dir) / m / "checkpoint.pt").is_file())]

@@ -6,7 +6,10 @@ initialisation with ``weight_transfer: false``, the ablation of Table 6), trains
 temperature T, weight ``alpha``) at learning rate lr2, and is selected on validation accuracy
 like any training run. Then the student becomes the teacher of round ``r + 1``. The loop stops
 when validation accuracy has not improved for ``patience`` rounds, or after ``max_rounds``; the
-best student is kept. Without validation rows (a k-fold run with ``validation_fold=False``) all
+best student is kept. With ``co_teachers`` (trained checkpoints of other models, e.g. the probe
+EAN learned from) every round learns from the average of the previous round's and their softened
+outputs (:class:`pipeline.training.losses.AveragedTeacher`) instead of the previous round's alone.
+Without validation rows (a k-fold run with ``validation_fold=False``) all
 ``max_rounds`` rounds run and the last student is kept, as :func:`fit` keeps the last epoch.
 
 Every round is recorded (``rounds.json`` and DVCLive, step = round, round 0 = the teacher) and
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 from pipeline.core.atomic import write_text
 from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
 from pipeline.training.data import SplitData, make_loader, with_transform
-from pipeline.training.losses import make_loss_fn, mixup_alpha
+from pipeline.training.losses import AveragedTeacher, make_loss_fn, mixup_alpha
 from pipeline.training.loop import fit, predict_proba, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.core.device import resolve_device
@@ -69,17 +72,26 @@ def _val_accuracy(model: torch.nn.Module, data: SplitData, recipe: dict[str, Any
     return float((probs.argmax(1) == labels).mean())
 
 
+def _check_classes(path: str | Path, ckpt: dict[str, Any], data: SplitData) -> None:
+    if list(ckpt["label_ids"]) != list(data.label_ids):
+        raise ValueError(f"{path}: teacher classes {ckpt['label_names']} differ from the data's {data.label_names}")
+
+
 def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any], out_dir: str | Path, *,
-            dataset: str, device: str | torch.device | None = "cpu") -> DistillResult:
+            dataset: str, device: str | torch.device | None = "cpu",
+            co_teachers: Sequence[str | Path] = ()) -> DistillResult:
     """Run the rounds from the teacher checkpoint ``teacher_path``; write the best student to
     ``<out_dir>/checkpoint.pt`` and the round records to ``rounds.json`` and ``dvclive/``.
-    ``device``: where teacher and students run (as :func:`pipeline.training.train_model.train_model`)."""
+    ``device``: where teacher and students run (as :func:`pipeline.training.train_model.train_model`).
+    ``co_teachers``: checkpoints (``settings["co_teachers"]`` resolved by the caller) whose soft labels
+    every round averages with the previous round's; they must read the teacher's input."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     teacher_ckpt = read_checkpoint(teacher_path)
-    if list(teacher_ckpt["label_ids"]) != list(data.label_ids):
-        raise ValueError(f"{teacher_path}: teacher classes {teacher_ckpt['label_names']} differ from the "
-                         f"data's {data.label_names}")
+    _check_classes(teacher_path, teacher_ckpt, data)
+    co_ckpts = [read_checkpoint(p) for p in co_teachers]
+    for p, ck in zip(co_teachers, co_ckpts):
+        _check_classes(p, ck, data)
     device = device if isinstance(device, torch.device) else resolve_device(device)
     # the student trains on the teacher's input pipeline, with the round settings on top
     recipe = copy.deepcopy(teacher_ckpt["recipe"])
@@ -89,6 +101,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     alpha, temperature = float(settings["alpha"]), float(settings["temperature"])
     mixup = mixup_alpha(recipe)  # the teacher recipe's mixup, if any
     teacher, _ = load_model(teacher_path, device)
+    fixed = [load_model(p, device)[0].eval() for p in co_teachers]
+    co_keys = [ck.get("params_hash", "") for ck in co_ckpts]
     seed_everything(int(recipe.get("seed", 0)))
     result = DistillResult()
     result.rounds.append({"round": 0, "val_acc": _val_accuracy(teacher, data, recipe, device),
@@ -105,7 +119,7 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
                           int(settings["max_rounds"]), float(settings.get("min_delta", 0.0))):
         r = len(result.rounds)
         round_dir = out_dir / "rounds" / f"round-{r}"
-        key = fingerprint("distill", teacher_key, settings, recipe, data.fingerprint, r)
+        key = fingerprint("distill", teacher_key, settings, recipe, data.fingerprint, r, *co_keys)
         done = round_dir / "checkpoint.pt"
         student = build_model(teacher_ckpt["model"], teacher_ckpt["num_classes"], teacher_ckpt["in_chans"],
                               teacher_ckpt["model_args"]).to(device)
@@ -121,8 +135,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
                                     else init.state_dict())
             teacher.eval()
 
-            loss_fn = make_loss_fn(F.cross_entropy, mixup=mixup, teacher=teacher, alpha=alpha,
-                                   temperature=temperature)
+            loss_fn = make_loss_fn(F.cross_entropy, mixup=mixup, alpha=alpha, temperature=temperature,
+                                   teacher=AveragedTeacher([teacher, *fixed], temperature) if fixed else teacher)
 
             optimizer = build_optimizer(recipe["optimizer"], student.parameters())
             scheduler = build_scheduler(recipe.get("scheduler"), optimizer, int(recipe["epochs"]))
@@ -152,8 +166,8 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     final.load_state_dict(best_state)
     meta = {k: v for k, v in teacher_ckpt.items() if k != "state_dict"}
     meta.update({"run_model": f"{meta.get('run_model', meta['model'])}_distilled",
-                 "params_hash": fingerprint("distilled", teacher_key, settings, data.fingerprint),
-                 "teacher": str(teacher_path), "distill": settings, "rounds": result.rounds,
+                 "params_hash": fingerprint("distilled", teacher_key, settings, data.fingerprint, *co_keys),
+                 "teacher": str(teacher_path), "co_teachers": [str(p) for p in co_teachers], "distill": settings, "rounds": result.rounds,
                  "best_round": result.best_round, "val_acc": result.rounds[result.best_round]["val_acc"]})
     save_checkpoint(out_dir / "checkpoint.pt", final, **meta)
     write_text(out_dir / "rounds.json", _json({"rounds": result.rounds, "best_round": result.best_round,

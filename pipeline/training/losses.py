@@ -36,6 +36,24 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return alpha * t * t * kl + (1.0 - alpha) * hard(student_logits, targets)
 
 
+class AveragedTeacher(torch.nn.Module):
+    """Several frozen teachers as one (an ensemble's soft labels): its logits are
+    ``T * log(mean_i softmax(z_i / T))``, so that their softmax at ``temperature`` T, which
+    :func:`distillation_loss` takes, is exactly the mean of the teachers' softened outputs."""
+
+    def __init__(self, teachers: list[torch.nn.Module], temperature: float) -> None:
+        super().__init__()
+        if not teachers:
+            raise ValueError("AveragedTeacher needs at least one teacher")
+        self.teachers = torch.nn.ModuleList(teachers)
+        self.temperature = float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        log_p = torch.stack([F.log_softmax(m(x) / t, dim=1) for m in self.teachers])
+        return t * (torch.logsumexp(log_p, dim=0) - torch.log(torch.tensor(float(len(self.teachers)))))
+
+
 class Mix(NamedTuple):
     """A mixup batch: inputs ``x`` = ``lam * x + (1 - lam) * x[perm]``, both target vectors, ``lam``."""
 

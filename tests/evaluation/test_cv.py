@@ -98,3 +98,30 @@ def test_a_ratio_dataset_is_refused(tmp_path_factory):
     with pytest.raises(ValueError, match="not k-fold shards"):
         cross_validate(processed / "ckplus", "ckplus", dict(SETTINGS), base / "models", str(write_params(
             base / "params.yaml")), log=lambda _: None)
+
+
+def test_co_teachers_are_the_folds_own_runs(kfold, tmp_path, monkeypatch):
+    import pipeline.training.distill_rounds as distill_rounds
+    from pipeline.core.schema import ParamsError
+
+    root, params = kfold
+    doc = yaml.safe_load(params.read_text())
+    doc["train"]["ean_b"] = {"arch": "ean", "seed": 1}  # a second model of the folds: EAN of another seed
+    doc["distill"]["jaffe"] = {"co_teachers": ["ean_b"]}
+    changed = tmp_path / "params.yaml"
+    changed.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(ParamsError, match=r"distill.jaffe.co_teachers: 'ean_b' is not trained in the folds"):
+        cross_validate(root, "jaffe", dict(SETTINGS), tmp_path / "models", str(changed), log=lambda _: None)
+    seen = {}
+    real = distill_rounds.distill
+
+    def spy(teacher_path, data, settings, out_dir, **kwargs):
+        seen[data.fold] = kwargs["co_teachers"]
+        assert all(p.is_file() for p in kwargs["co_teachers"])  # trained before the rounds start
+        return real(teacher_path, data, settings, out_dir, **kwargs)
+
+    monkeypatch.setattr(distill_rounds, "distill", spy)
+    result = cross_validate(root, "jaffe", {**SETTINGS, "models": ["ean", "ean_b"], "folds": [0, 2]},
+                            tmp_path / "models", str(changed), log=lambda _: None)
+    assert seen == {f: [tmp_path / "models" / f"ean_b-fold{f}" / "checkpoint.pt"] for f in (0, 2)}
+    assert list(result["models"]) == ["ean", DISTILLED, "ean_b"]

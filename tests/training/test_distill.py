@@ -157,3 +157,73 @@ def test_round_settings_set_the_students_weight_average(trained, monkeypatch, tm
     distill_rounds.distill(teacher_path, load_split_data(data / "rafdb"), settings, tmp_path / "out", dataset="rafdb")
     student = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
     assert decays == [0.5] and student["distill"]["ema"] == 0.5
+
+
+def test_averaged_teacher_gives_the_mean_of_the_softened_outputs():
+    from pipeline.training.losses import AveragedTeacher
+
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    x, t = torch.randn(5, 4), 4.0
+    logits = AveragedTeacher([a, b], t)(x)
+    mean = (torch.softmax(a(x) / t, 1) + torch.softmax(b(x) / t, 1)) / 2
+    assert torch.allclose(torch.softmax(logits / t, 1), mean, atol=1e-6)
+    assert not torch.allclose(mean, torch.softmax(a(x) / t, 1), atol=1e-3)  # b counts
+    # one teacher: the same soft labels as the teacher alone
+    assert torch.allclose(torch.softmax(AveragedTeacher([a], t)(x) / t, 1), torch.softmax(a(x) / t, 1), atol=1e-6)
+
+
+def test_co_teachers_join_every_round_and_key_the_rounds(trained, monkeypatch, tmp_path):
+    base, data, _ = trained
+    from pipeline.training.data import load_split_data
+    from pipeline.training.losses import AveragedTeacher
+
+    # the co-teacher: another checkpoint of the same classes (the teacher with its weights perturbed)
+    teacher_path = base / "models" / "ean-rafdb" / "checkpoint.pt"
+    ckpt = torch.load(teacher_path, weights_only=False)
+    co_state = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    co_path = tmp_path / "co" / "checkpoint.pt"
+    co_path.parent.mkdir()
+    torch.save({**ckpt, "state_dict": co_state, "params_hash": "co-1"}, co_path)
+    teachers = []
+    real = distill_rounds.make_loss_fn
+
+    def spy(*args, teacher=None, **kwargs):
+        teachers.append(teacher)
+        return real(*args, teacher=teacher, **kwargs)
+
+    monkeypatch.setattr(distill_rounds, "make_loss_fn", spy)
+    settings = {"alpha": 0.5, "temperature": 5, "max_rounds": 2, "patience": 2, "epochs": 1,
+                "optimizer": {"name": "sgd", "lr": 0.05}, "co_teachers": ["co"]}
+    split = load_split_data(data / "rafdb")
+    distill_rounds.distill(teacher_path, split, settings, tmp_path / "out", dataset="rafdb", co_teachers=[co_path])
+    assert len(teachers) == 2 and all(isinstance(t, AveragedTeacher) and len(t.teachers) == 2 for t in teachers)
+    r1 = torch.load(tmp_path / "out" / "rounds" / "round-1" / "checkpoint.pt", weights_only=False)
+    for t, previous in zip(teachers, (ckpt["state_dict"], r1["state_dict"])):
+        assert all(torch.equal(t.teachers[0].state_dict()[k], previous[k]) for k in previous)  # the previous round
+        assert all(torch.equal(t.teachers[1].state_dict()[k], co_state[k]) for k in co_state)  # the fixed co-teacher
+    out = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
+    assert out["co_teachers"] == [str(co_path)]
+    # another co-teacher is another run: the finished rounds are not reused
+    torch.save({**ckpt, "state_dict": co_state, "params_hash": "co-2"}, co_path)
+    teachers.clear()
+    distill_rounds.distill(teacher_path, split, settings, tmp_path / "out", dataset="rafdb", co_teachers=[co_path])
+    assert len(teachers) == 2
+    # a co-teacher of other classes is refused, naming its file
+    torch.save({**ckpt, "label_ids": list(ckpt["label_ids"])[::-1], "label_names": list(ckpt["label_names"])[::-1]},
+               co_path)
+    with pytest.raises(ValueError, match=str(co_path)):
+        distill_rounds.distill(teacher_path, split, settings, tmp_path / "out2", dataset="rafdb", co_teachers=[co_path])
+
+
+def test_the_distill_stage_refuses_co_teachers_in_one_line(trained, tmp_path, capsys):
+    import yaml
+
+    base, data, params = trained
+    doc = yaml.safe_load(params.read_text())
+    doc["distill"].setdefault("rafdb", {})["co_teachers"] = ["onet_probe"]
+    changed = tmp_path / "params.yaml"
+    changed.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code = main(["distill", "--dataset", "rafdb", "--data", str(data), "--models", str(base / "models"),
+                 "--params", str(changed)])
+    err = capsys.readouterr().err
+    assert code == 2 and "distill.rafdb.co_teachers" in err and len(err.strip().splitlines()) == 1
