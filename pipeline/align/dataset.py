@@ -37,16 +37,6 @@ def manifest_file(path: str | Path) -> Path:
     return file
 
 
-def parts_dir(out: Path) -> Path:
-    """Where the chunk parts of output ``out`` live; git-ignored by a ``.gitignore`` of its own."""
-    parts = out.parent / f".{out.name}.parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    ignore = parts / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    return parts
-
-
 def align_dataset(manifest: str | Path, out: str | Path, dataset: str, settings: AlignSettings,
                   runner: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """Align every manifest row of ``dataset`` into ``out``; return the summary.
@@ -70,7 +60,7 @@ def align_dataset(manifest: str | Path, out: str | Path, dataset: str, settings:
     from pipeline.runner import flows
 
     manifest, out = manifest_file(manifest), Path(out)
-    parts = parts_dir(out)
+    parts = atomic.parts_dir(out)
     specs = list(plan_chunks(manifest, settings, parts))
     fingerprint = run_fingerprint(specs, settings)
     record = parts / OUTPUT_RECORD

@@ -137,6 +137,19 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             _remove(tmp_path)
 
 
+def parts_dir(out: str | os.PathLike) -> Path:
+    """``<out parent>/.<out name>.parts/``: where a stage keeps the resumable parts of output ``out``
+    (align's chunks, pretrain's unfinished trainings) beside it, outside the atomic output that
+    replaces the old one only when the stage succeeds; git-ignored by a ``.gitignore`` of its own."""
+    out = Path(out)
+    parts = out.parent / f".{out.name}.parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    ignore = parts / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return parts
+
+
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

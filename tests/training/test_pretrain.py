@@ -80,6 +80,36 @@ def test_pretrain_stage_writes_a_checkpoint_per_listed_recipe_and_an_index(tmp_p
     assert json.loads((out / "pretrained.json").read_text()) == {}
 
 
+def test_a_killed_pretraining_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+    import pipeline.training.pretraining as pretraining
+
+    params = _params(tmp_path / "params.yaml", ["ean"])
+    raw = yaml.safe_load(params.read_text())
+    raw["pretrain"]["defaults"]["epochs"] = 2
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["pretrain", "--out", str(tmp_path / "whole"), "--params", str(params)]) == 0
+    real, starts = pretraining.train_model, []
+
+    def killed_once(*args, **kwargs):
+        if not starts:
+            starts.append(None)
+            return real(*args, stop_after_epoch=1, **kwargs)  # as if killed after its first epoch
+        result, meta = real(*args, **kwargs)
+        starts.append(result.resumed_from)
+        return result, meta
+
+    monkeypatch.setattr(pretraining, "train_model", killed_once)
+    out = tmp_path / "pretrained"
+    with pytest.raises(KeyboardInterrupt):
+        main(["pretrain", "--out", str(out), "--params", str(params)])
+    parts = tmp_path / ".pretrained.parts"
+    assert not out.exists() and (parts / "ean" / "last.pt").is_file()  # the output stays whole: none yet
+    assert main(["pretrain", "--out", str(out), "--params", str(params)]) == 0
+    assert starts == [None, 1] and not parts.exists()
+    whole, again = (read_checkpoint(d / "ean" / "checkpoint.pt")["state_dict"] for d in (tmp_path / "whole", out))
+    assert all(torch.equal(whole[k], again[k]) for k in whole)  # the same weights as the run never killed
+
+
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """Two pretrained EANs (seeds 0 and 1) of the tiny recipe, as stage pretrain writes them."""
