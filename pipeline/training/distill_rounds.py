@@ -9,8 +9,8 @@ when validation accuracy has not improved for ``patience`` rounds, or after ``ma
 best student is kept. With ``co_teachers`` (trained checkpoints of other models, e.g. the probe
 EAN learned from) every round learns from the average of the previous round's and their softened
 outputs (:class:`pipeline.training.losses.AveragedTeacher`) instead of the previous round's alone.
-Without validation rows (a k-fold run with ``validation_fold=False``) all
-``max_rounds`` rounds run and the last student is kept, as :func:`fit` keeps the last epoch.
+Without validation rows (a k-fold run with ``validation_fold=False``) all ``max_rounds`` rounds run
+and the last student is kept, as :func:`fit` keeps the last epoch.
 
 Every round is recorded (``rounds.json`` and DVCLive, step = round, round 0 = the teacher) and
 has its own resumable directory ``rounds/round-<r>/``: a finished round whose key matches is
@@ -92,6 +92,9 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     co_ckpts = [read_checkpoint(p) for p in co_teachers]
     for p, ck in zip(co_teachers, co_ckpts):
         _check_classes(p, ck, data)
+        if ck["recipe"]["input"] != teacher_ckpt["recipe"]["input"]:  # they read the same batches
+            raise ValueError(f"{p}: the co-teacher reads input {ck['recipe']['input']}, the rounds "
+                             f"{teacher_ckpt['recipe']['input']}")
     device = device if isinstance(device, torch.device) else resolve_device(device)
     # the student trains on the teacher's input pipeline, with the round settings on top
     recipe = copy.deepcopy(teacher_ckpt["recipe"])

@@ -213,6 +213,10 @@ def test_co_teachers_join_every_round_and_key_the_rounds(trained, monkeypatch, t
                co_path)
     with pytest.raises(ValueError, match=str(co_path)):
         distill_rounds.distill(teacher_path, split, settings, tmp_path / "out2", dataset="rafdb", co_teachers=[co_path])
+    # and one that reads another input
+    torch.save({**ckpt, "recipe": {**ckpt["recipe"], "input": {**ckpt["recipe"]["input"], "px": 40}}}, co_path)
+    with pytest.raises(ValueError, match="reads input"):
+        distill_rounds.distill(teacher_path, split, settings, tmp_path / "out3", dataset="rafdb", co_teachers=[co_path])
 
 
 def test_the_distill_stage_refuses_co_teachers_in_one_line(trained, tmp_path, capsys):
