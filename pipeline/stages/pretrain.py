@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 data = shards if shards is not None else synthetic_data(settings, faces)
                 result, meta = pretrain(model, load_recipe("train", model, args.params), settings, data,
                                         parts / model, device=on, source=source)
-            shutil.copytree(parts / model, tmp / model)
+            (parts / model).rename(tmp / model)  # finished: its parts become the output's
             index[model] = {"source": source, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch,
                             "n_train": meta["n_train"], "n_validation": meta["n_validation"],
                             "classes": meta["label_names"], "settings": settings}

@@ -89,13 +89,15 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     out_dir.mkdir(parents=True, exist_ok=True)
     teacher_ckpt = read_checkpoint(teacher_path)
     _check_classes(teacher_path, teacher_ckpt, data)
-    co_ckpts = [read_checkpoint(p) for p in co_teachers]
-    for p, ck in zip(co_teachers, co_ckpts):
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    co = [load_model(p, device) for p in co_teachers]
+    for p, (_, ck) in zip(co_teachers, co):
         _check_classes(p, ck, data)
         if ck["recipe"]["input"] != teacher_ckpt["recipe"]["input"]:  # they read the same batches
             raise ValueError(f"{p}: the co-teacher reads input {ck['recipe']['input']}, the rounds "
                              f"{teacher_ckpt['recipe']['input']}")
-    device = device if isinstance(device, torch.device) else resolve_device(device)
+    fixed = [m.eval() for m, _ in co]
+    co_keys = [ck.get("params_hash", "") for _, ck in co]
     # the student trains on the teacher's input pipeline, with the round settings on top
     recipe = copy.deepcopy(teacher_ckpt["recipe"])
     for key in ("epochs", "batch_size", "optimizer", "scheduler", "seed", "ema"):
@@ -104,8 +106,6 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     alpha, temperature = float(settings["alpha"]), float(settings["temperature"])
     mixup = mixup_alpha(recipe)  # the teacher recipe's mixup, if any
     teacher, _ = load_model(teacher_path, device)
-    fixed = [load_model(p, device)[0].eval() for p in co_teachers]
-    co_keys = [ck.get("params_hash", "") for ck in co_ckpts]
     seed_everything(int(recipe.get("seed", 0)))
     result = DistillResult()
     result.rounds.append({"round": 0, "val_acc": _val_accuracy(teacher, data, recipe, device),

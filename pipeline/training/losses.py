@@ -3,6 +3,7 @@ EAN's teacher-student distillation loss."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import torch
@@ -51,7 +52,7 @@ class AveragedTeacher(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.temperature
         log_p = torch.stack([F.log_softmax(m(x) / t, dim=1) for m in self.teachers])
-        return t * (torch.logsumexp(log_p, dim=0) - torch.log(torch.tensor(float(len(self.teachers)))))
+        return t * (torch.logsumexp(log_p, dim=0) - math.log(len(self.teachers)))
 
 
 class Mix(NamedTuple):
