@@ -242,9 +242,15 @@ class Pretrain(Knobs):
     seed: NonNegInt = 7
 
 
+class Transfer(Knobs):
+    source: str
+    rows: PosInt = 2000
+
+
 class Distill(Knobs):
     teacher: str = "ean"
     co_teachers: list[str] = []
+    transfer: Transfer | None = None
     alpha: Fraction = 0.5
     temperature: PosFloat = 5.0
     max_rounds: PosInt = 2

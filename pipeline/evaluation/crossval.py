@@ -151,22 +151,27 @@ def run_fold(data, model: str, recipe: dict[str, Any], run_dir: Path, *, dataset
 
 
 def distill_fold(data, teacher_dir: Path, settings: dict[str, Any], run_dir: Path, *, dataset: str,
-                 ten_crop: bool, device: str = "cpu", co_teacher_dirs: Sequence[Path] = ()) -> FoldScore:
+                 ten_crop: bool, device: str = "cpu", co_teacher_dirs: Sequence[Path] = (),
+                 transfer_root: Path | None = None) -> FoldScore:
     """EAN's distillation rounds from the fold's trained teacher (or a finished run), scored on the test
-    rows; ``co_teacher_dirs``: the fold's runs of ``settings["co_teachers"]``."""
+    rows; ``co_teacher_dirs``: the fold's runs of ``settings["co_teachers"]``; ``transfer_root``: the
+    shards of ``settings["transfer"]["source"]``."""
     from pipeline.training.checkpoint import read_checkpoint
-    from pipeline.training.distill_rounds import distill
+    from pipeline.training.distill_rounds import distill, load_transfer
     from pipeline.training.recipe import fingerprint
 
     co_teachers = [d / "checkpoint.pt" for d in co_teacher_dirs]
     keys = [read_checkpoint(p).get("params_hash") for p in [teacher_dir / "checkpoint.pt", *co_teachers]]
+    transfer = None if transfer_root is None else load_transfer(transfer_root, settings["transfer"]["rows"])
+    if transfer is not None:
+        keys.append(transfer.fingerprint)
     key = fingerprint("cv-distill", keys[0], settings, data.fingerprint, ten_crop, *keys[1:])
     cached = _cached(run_dir, key)
     if cached is not None:
         return cached
     t0 = time.perf_counter()
     result = distill(teacher_dir / "checkpoint.pt", data, settings, run_dir, dataset=dataset, device=device,
-                     co_teachers=co_teachers)
+                     co_teachers=co_teachers, transfer=transfer)
     acc, centre, y, pred = _score(run_dir / "checkpoint.pt", data, ten_crop, device)
     score = FoldScore(data.fold, acc, centre, y.tolist(), pred.tolist(), time.perf_counter() - t0,
                       {"best_round": result.best_round, "rounds": len(result.rounds) - 1})
@@ -230,10 +235,12 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
         n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
     if teacher is not None:  # after every model of the fold: its co-teachers are among them
         co_teachers = [models_dir / f"{c}-fold{fold}" for c in distill_settings.get("co_teachers", [])]
+        transfer = distill_settings.get("transfer")
         scores[DISTILLED] = distill_fold(by_derived[bool(recipes[teacher].get("derived_rows", True))],
                                          models_dir / f"{teacher}-fold{fold}", distill_settings,
                                          models_dir / f"{DISTILLED}-fold{fold}", dataset=dataset, ten_crop=ten_crop,
-                                         device=device, co_teacher_dirs=co_teachers)
+                                         device=device, co_teacher_dirs=co_teachers,
+                                         transfer_root=Path(data_root).parent / transfer["source"] if transfer else None)
         n_params[DISTILLED] = n_params[teacher]
     return {"fold": fold, "scores": scores, "n_params": n_params, "label_names": label_names}
 
@@ -272,6 +279,24 @@ def _run_jobs(jobs: list[dict[str, Any]], k: int, workers: int, log) -> list[dic
             for line in _fold_lines(job["dataset"], k, results[job["fold"]]):
                 log(line)
     return [results[job["fold"]] for job in jobs]
+
+
+def _check_transfer(transfer: dict[str, Any] | None, data_root: Path, dataset: str) -> None:
+    """Refuse, in one line naming the key, a transfer set that is the dataset itself (its test folds
+    would train) or whose shards are not beside the dataset's."""
+    from pipeline.core.schema import ParamsError
+    from pipeline.shards.format import shard_files
+
+    if not transfer:
+        return
+    source = transfer["source"]
+    if source == dataset:
+        raise ParamsError(f"distill.{dataset}.transfer.source: {source!r} is the distilled dataset; its test "
+                          f"folds would train (name another processed dataset, e.g. fer2013)")
+    root = data_root.parent / source
+    if not root.is_dir() or not shard_files(root, "train"):
+        raise ParamsError(f"distill.{dataset}.transfer.source: no training shards of {source!r} in "
+                          f"{data_root.parent / source} (add it to `datasets` and run its data stages)")
 
 
 def _with_teachers(models: Sequence[str], recipe_of) -> list[str]:
@@ -342,6 +367,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     if absent:
         raise ParamsError(f"distill.{dataset}.co_teachers: {absent[0]!r} is not trained in the folds "
                           f"(cv models: {', '.join(models)})")
+    _check_transfer(distill_settings.get("transfer"), data_root, dataset)
 
     missing = [m for m in models if init_of(recipes[m]) == "pretrained"
                and (pretrained_dir is None or not (Path(pretrained_dir) / m / "checkpoint.pt").is_file())]

@@ -13,7 +13,10 @@ passed to ``transform`` (e.g. a recipe's torchvision v2 transforms:
 :func:`pipeline.training.transforms.train_transform`) whose output is the sample; without a
 ``transform``, a float tensor in [0, 1], normalised by ``mean``/``std`` when given. ``label``: the
 contiguous index into :attr:`ShardDataset.classes` (the unified labels present in the whole shard
-directory, so train and test agree; or the ``classes`` given, e.g. from a checkpoint).
+directory, so train and test agree; or the ``classes`` given, e.g. from a checkpoint), or
+:data:`UNLABELLED` in a view made with ``unlabelled=True`` (another dataset's faces in a
+distillation's transfer set: only the teacher labels them). :class:`ConcatShards` chains such
+selections into one training set.
 
 This is the one reader of shards for PyTorch: training, distillation, evaluation, cross-validation,
 tests and benches all select and decode rows through it (:meth:`ShardDataset.view` gives the same
@@ -41,12 +44,14 @@ import pyarrow.parquet as pq
 from pipeline.core.labels import LABEL_INDEX, LABEL_NAMES
 from pipeline.shards.format import shard_files
 
-try:  # the base class only; torch is imported lazily elsewhere
+try:  # the base classes only; torch is imported lazily elsewhere
+    from torch.utils import data as torch_data
     from torch.utils.data import Dataset as _TorchDataset
 except ImportError:  # pragma: no cover - torch is a dependency
-    _TorchDataset = object
+    torch_data, _TorchDataset = None, object
 
 INDEX_COLUMNS = ["label", "fold", "image_id", "parent_id"]
+UNLABELLED = -100  # the label of a row without one: torch's cross-entropy ignore_index
 
 
 def decode_image(data: bytes, channels: int) -> np.ndarray:
@@ -186,10 +191,12 @@ class ShardDataset(_TorchDataset):
         self._reset_state()
 
     def view(self, *, transform: Callable[..., Any] | None = None, channels: int | None = None,
-             cache_decoded: bool | None = None, classes: Sequence[str] | None = None) -> "ShardDataset":
+             cache_decoded: bool | None = None, classes: Sequence[str] | None = None,
+             unlabelled: bool = False) -> "ShardDataset":
         """The same rows with another ``transform`` (and ``channels``, decoded cache, or ``classes``:
         e.g. a checkpoint's, whose output order the labels then follow; a row of another class is
-        an error).
+        an error). ``unlabelled``: every row's label becomes :data:`UNLABELLED` (its own class is
+        not among the ones a model of other data predicts, or must not be used).
 
         A view shares this dataset's open files, PNG bytes and decoded images (keyed by channels):
         the train and evaluation transforms of the same rows, or the rounds of a distillation,
@@ -204,6 +211,8 @@ class ShardDataset(_TorchDataset):
                 raise ValueError(f"{self.root}: labels {unknown} are not among the classes {names}")
             out.targets = [out.unified_to_index[self.unified_label(i)] for i in range(len(self))]
             out.classes, out._unified = names, [LABEL_INDEX[n] for n in names]
+        if unlabelled:
+            out.targets = [UNLABELLED] * len(self)
         if channels is not None:
             if channels not in (1, 3):
                 raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -229,8 +238,10 @@ class ShardDataset(_TorchDataset):
         return out
 
     def unified_label(self, i: int) -> int:
-        """The unified label index of sample ``i`` (:data:`pipeline.core.labels.LABEL_NAMES`)."""
-        return self._unified[self.targets[int(i)]]
+        """The unified label index of sample ``i`` (:data:`pipeline.core.labels.LABEL_NAMES`), or
+        :data:`UNLABELLED`."""
+        t = self.targets[int(i)]
+        return t if t == UNLABELLED else self._unified[t]
 
     # --- per-process state (never pickled) -------------------------------------------------
     def _reset_state(self) -> None:
@@ -343,3 +354,31 @@ class ShardDataset(_TorchDataset):
         if self.std is not None:
             x.div_(torch.from_numpy(self.std))
         return x, self.targets[int(i)]
+
+
+class ConcatShards(torch_data.ConcatDataset if torch_data is not None else object):
+    """Selections of shards (:class:`ShardDataset`) read as one training set, e.g. a fold's labelled
+    rows followed by a transfer set's unlabelled ones. Unlike torch's ``ConcatDataset`` it keeps
+    each part's batched transform (``__getitems__``) and has :meth:`view`, as the parts do."""
+
+    def view(self, **kwargs: Any) -> "ConcatShards":
+        """Every part through :meth:`ShardDataset.view` with ``kwargs``."""
+        return ConcatShards([part.view(**kwargs) for part in self.datasets])
+
+    @property
+    def targets(self) -> list[int]:
+        return [t for part in self.datasets for t in part.targets]
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        import bisect
+
+        by_part: dict[int, list[tuple[int, int]]] = {}
+        for pos, i in enumerate(indices):
+            p = bisect.bisect_right(self.cumulative_sizes, int(i))
+            start = self.cumulative_sizes[p - 1] if p else 0
+            by_part.setdefault(p, []).append((pos, int(i) - start))
+        out: list = [None] * len(indices)
+        for p, items in by_part.items():
+            for (pos, _), sample in zip(items, self.datasets[p].__getitems__([j for _, j in items])):
+                out[pos] = sample
+        return out

@@ -34,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
 
     on = device.stage_device(args.device, args.params)
     settings = load_recipe("distill", args.dataset, args.params)
-    if settings.get("co_teachers"):  # dvc.yaml could not declare them as deps of this stage
-        from pipeline.core.schema import ParamsError
+    for key, off in (("co_teachers", "[]"), ("transfer", "null")):  # dvc.yaml does not declare what they read
+        if settings.get(key):
+            from pipeline.core.schema import ParamsError
 
-        raise ParamsError(f"distill.{args.dataset}.co_teachers: only the cv stage's per-fold rounds take "
-                          f"co-teachers; set it in a profile's distill.ckplus (cv) or leave it []")
+            raise ParamsError(f"distill.{args.dataset}.{key}: only the cv stage's per-fold rounds take it; set "
+                              f"it in a profile's distill.ckplus (cv) or leave it {off}")
     teacher = Path(args.models) / f"{settings.get('teacher', 'ean')}-{args.dataset}" / "checkpoint.pt"
     ckpt = read_checkpoint(teacher)
     fold = int(ckpt.get("fold", -1))

@@ -9,6 +9,9 @@ when validation accuracy has not improved for ``patience`` rounds, or after ``ma
 best student is kept. With ``co_teachers`` (trained checkpoints of other models, e.g. the probe
 EAN learned from) every round learns from the average of the previous round's and their softened
 outputs (:class:`pipeline.training.losses.AveragedTeacher`) instead of the previous round's alone.
+With a ``transfer`` set (another dataset's faces, e.g. FER2013's for CK+) every round also trains on
+``rows`` of them, drawn anew each round, labelled by the teacher alone (Hinton et al.'s transfer
+set): the soft term reads every row, the hard term the labelled ones.
 Without validation rows (a k-fold run with ``validation_fold=False``) all ``max_rounds`` rounds run
 and the last student is kept, as :func:`fit` keeps the last epoch.
 
@@ -20,18 +23,21 @@ reused, so an interrupted distillation continues where it stopped.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pipeline.core.atomic import write_text
 from pipeline.training.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
-from pipeline.training.data import SplitData, make_loader, with_transform
-from pipeline.training.losses import AveragedTeacher, make_loss_fn, mixup_alpha
+from pipeline.shards.dataset import ConcatShards, ShardDataset
+from pipeline.training.data import RoleError, SplitData, data_fingerprint, make_loader, with_transform
+from pipeline.training.losses import AveragedTeacher, labelled_only, make_loss_fn, mixup_alpha
 from pipeline.training.loop import fit, predict_proba, will_resume
 from pipeline.training.optim import build_optimizer, build_scheduler
 from pipeline.core.device import resolve_device
@@ -63,6 +69,29 @@ class DistillResult:
     best_round: int = 0
 
 
+@dataclass
+class TransferSet:
+    """Faces without usable labels that the rounds learn from through the teacher's soft labels:
+    ``faces`` (an unlabelled view), ``per_round`` of them drawn for each round, and the
+    ``fingerprint`` of their images, part of every round's key."""
+
+    faces: ShardDataset
+    per_round: int
+    fingerprint: str
+
+    def draw(self, seed: int, round_index: int) -> ShardDataset:
+        """The round's faces: a seeded draw without replacement, in shard order."""
+        n = min(self.per_round, len(self.faces))
+        picked = np.random.default_rng([seed, round_index]).choice(len(self.faces), size=n, replace=False)
+        return self.faces.subset(np.sort(picked))
+
+
+def load_transfer(root: str | Path, per_round: int) -> TransferSet:
+    """The original (not offline-augmented) training rows of the processed dataset at ``root``."""
+    faces = ShardDataset(root, split="train", include_augmented=False, size=None)
+    return TransferSet(faces.view(unlabelled=True), int(per_round), data_fingerprint(faces))
+
+
 def _val_accuracy(model: torch.nn.Module, data: SplitData, recipe: dict[str, Any], device) -> float:
     if len(data.validation) == 0:
         return float("nan")
@@ -79,12 +108,13 @@ def _check_classes(path: str | Path, ckpt: dict[str, Any], data: SplitData) -> N
 
 def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any], out_dir: str | Path, *,
             dataset: str, device: str | torch.device | None = "cpu",
-            co_teachers: Sequence[str | Path] = ()) -> DistillResult:
+            co_teachers: Sequence[str | Path] = (), transfer: TransferSet | None = None) -> DistillResult:
     """Run the rounds from the teacher checkpoint ``teacher_path``; write the best student to
     ``<out_dir>/checkpoint.pt`` and the round records to ``rounds.json`` and ``dvclive/``.
     ``device``: where teacher and students run (as :func:`pipeline.training.train_model.train_model`).
     ``co_teachers``: checkpoints (``settings["co_teachers"]`` resolved by the caller) whose soft labels
-    every round averages with the previous round's; they must read the teacher's input."""
+    every round averages with the previous round's; they must read the teacher's input.
+    ``transfer``: the faces of ``settings["transfer"]`` (:func:`load_transfer`), never a test row."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     teacher_ckpt = read_checkpoint(teacher_path)
@@ -97,7 +127,13 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
             raise ValueError(f"{p}: the co-teacher reads input {ck['recipe']['input']}, the rounds "
                              f"{teacher_ckpt['recipe']['input']}")
     fixed = [m.eval() for m, _ in co]
-    co_keys = [ck.get("params_hash", "") for _, ck in co]
+    source_keys = [ck.get("params_hash", "") for _, ck in co]  # what else the rounds learn from
+    if transfer is not None:
+        leaked = set(transfer.faces.image_ids).intersection(data.test.image_ids)
+        if leaked:
+            raise RoleError(f"{transfer.faces.root}: {len(leaked)} transfer row(s) are test rows, e.g. "
+                            f"{sorted(leaked)[0]}")
+        source_keys += [transfer.fingerprint]  # a round's key covers the faces it may draw
     # the student trains on the teacher's input pipeline, with the round settings on top
     recipe = copy.deepcopy(teacher_ckpt["recipe"])
     for key in ("epochs", "batch_size", "optimizer", "scheduler", "seed", "ema"):
@@ -122,7 +158,7 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
                           int(settings["max_rounds"]), float(settings.get("min_delta", 0.0))):
         r = len(result.rounds)
         round_dir = out_dir / "rounds" / f"round-{r}"
-        key = fingerprint("distill", teacher_key, settings, recipe, data.fingerprint, r, *co_keys)
+        key = fingerprint("distill", teacher_key, settings, recipe, data.fingerprint, r, *source_keys)
         done = round_dir / "checkpoint.pt"
         student = build_model(teacher_ckpt["model"], teacher_ckpt["num_classes"], teacher_ckpt["in_chans"],
                               teacher_ckpt["model_args"]).to(device)
@@ -138,12 +174,15 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
                                     else init.state_dict())
             teacher.eval()
 
-            loss_fn = make_loss_fn(F.cross_entropy, mixup=mixup, alpha=alpha, temperature=temperature,
+            loss_fn = make_loss_fn(F.cross_entropy if transfer is None else labelled_only(F.cross_entropy),
+                                   mixup=mixup, alpha=alpha, temperature=temperature,
                                    teacher=AveragedTeacher([teacher, *fixed], temperature) if fixed else teacher)
+            round_data = data if transfer is None else dataclasses.replace(
+                data, train=ConcatShards([data.train, transfer.draw(int(recipe.get("seed", 0)), r)]))
 
             optimizer = build_optimizer(recipe["optimizer"], student.parameters())
             scheduler = build_scheduler(recipe.get("scheduler"), optimizer, int(recipe["epochs"]))
-            train_loader, val_loader = make_loaders(data, recipe, generator, device)
+            train_loader, val_loader = make_loaders(round_data, recipe, generator, device)
             round_live = open_live(round_dir, resume=will_resume(round_dir, key, int(recipe["epochs"])))
             fit_result = fit(student, loss_fn, optimizer, scheduler, train_loader, val_loader,
                              epochs=int(recipe["epochs"]), device=device, run_dir=round_dir, run_key=key,
@@ -169,7 +208,7 @@ def distill(teacher_path: str | Path, data: SplitData, settings: dict[str, Any],
     final.load_state_dict(best_state)
     meta = {k: v for k, v in teacher_ckpt.items() if k != "state_dict"}
     meta.update({"run_model": f"{meta.get('run_model', meta['model'])}_distilled",
-                 "params_hash": fingerprint("distilled", teacher_key, settings, data.fingerprint, *co_keys),
+                 "params_hash": fingerprint("distilled", teacher_key, settings, data.fingerprint, *source_keys),
                  "teacher": str(teacher_path), "co_teachers": [str(p) for p in co_teachers], "distill": settings, "rounds": result.rounds,
                  "best_round": result.best_round, "val_acc": result.rounds[result.best_round]["val_acc"]})
     save_checkpoint(out_dir / "checkpoint.pt", final, **meta)

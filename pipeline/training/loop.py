@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from pipeline.core.atomic import atomic_path
+from pipeline.shards.dataset import UNLABELLED
 from pipeline.training.losses import LossFn
 from pipeline.training.optim import step_scheduler
 from pipeline.training.recipe import rng_state, set_rng_state
@@ -87,6 +88,7 @@ def _train_epoch(model, loader, loss_fn: LossFn, optimizer, device,
     # so a CUDA step queues behind the last instead of waiting for it
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    labelled = torch.zeros((), dtype=torch.int64, device=device)  # rows with a label: the accuracy's base
     each_step = device.type == "cpu"  # checking every step's loss costs a wait on a GPU, nothing here
     for x, y in loader:
         x = x.to(device, memory_format=memory_format, non_blocking=True)
@@ -106,12 +108,13 @@ def _train_epoch(model, loader, loss_fn: LossFn, optimizer, device,
         if ema is not None:
             ema.update_parameters(model)
         loss_sum += loss.detach().double() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += (logits.detach().argmax(1) == y).sum()  # an UNLABELLED row (-100) is never correct
+        labelled += (y != UNLABELLED).sum()
         total += len(y)
     mean_loss = float(loss_sum) / max(total, 1)
     if not math.isfinite(mean_loss):
         raise FloatingPointError(f"training loss became {mean_loss} (lower the learning rate?)")
-    return mean_loss, int(correct) / max(total, 1)
+    return mean_loss, int(correct) / max(int(labelled), 1)
 
 
 def _val_epoch(model, loader, device, criterion) -> tuple[float, float]:

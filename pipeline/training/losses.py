@@ -55,6 +55,21 @@ class AveragedTeacher(torch.nn.Module):
         return t * (torch.logsumexp(log_p, dim=0) - math.log(len(self.teachers)))
 
 
+def labelled_only(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``criterion`` over the rows that have a label (not :data:`~pipeline.shards.dataset.UNLABELLED`:
+    a transfer set's faces, which only the teacher's soft term reads); zero when the batch has none."""
+    from pipeline.shards.dataset import UNLABELLED
+
+    def hard(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        keep = targets != UNLABELLED
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
+        return criterion(logits[keep], targets[keep])
+
+    return hard
+
+
 class Mix(NamedTuple):
     """A mixup batch: inputs ``x`` = ``lam * x + (1 - lam) * x[perm]``, both target vectors, ``lam``."""
 

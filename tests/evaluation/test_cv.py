@@ -125,3 +125,33 @@ def test_co_teachers_are_the_folds_own_runs(kfold, tmp_path, monkeypatch):
                             tmp_path / "models", str(changed), log=lambda _: None)
     assert seen == {f: [tmp_path / "models" / f"ean_b-fold{f}" / "checkpoint.pt"] for f in (0, 2)}
     assert list(result["models"]) == ["ean", DISTILLED, "ean_b"]
+
+
+def test_a_transfer_set_comes_from_another_processed_dataset(kfold, tmp_path, monkeypatch):
+    import shutil
+
+    import pipeline.training.distill_rounds as distill_rounds
+    from pipeline.core.schema import ParamsError
+
+    shared, params = kfold
+    root = tmp_path / "processed" / "jaffe"  # a copy: the module's shards stay alone in their directory
+    shutil.copytree(shared, root)
+    doc = yaml.safe_load(params.read_text())
+    changed = tmp_path / "params.yaml"
+    for source, problem in (("jaffe", "is the distilled dataset"), ("kdef", "no training shards of 'kdef'")):
+        doc["distill"]["jaffe"] = {"transfer": {"source": source, "rows": 4}}
+        changed.write_text(yaml.safe_dump(doc, sort_keys=False))
+        with pytest.raises(ParamsError, match=f"distill.jaffe.transfer.source: .*{problem}"):
+            cross_validate(root, "jaffe", dict(SETTINGS), tmp_path / "models", str(changed), log=lambda _: None)
+    # the source's shards beside the dataset's (data/processed/<source>): every fold's rounds draw from them
+    tiny_shards(tmp_path, "kdef", "ratio", labels=(0, 4))
+    seen = {}
+    real = distill_rounds.distill
+
+    def spy(teacher_path, data, settings, out_dir, **kwargs):
+        seen[data.fold] = (kwargs["transfer"].faces.root, kwargs["transfer"].per_round)
+        return real(teacher_path, data, settings, out_dir, **kwargs)
+
+    monkeypatch.setattr(distill_rounds, "distill", spy)
+    cross_validate(root, "jaffe", {**SETTINGS, "folds": [1]}, tmp_path / "models", str(changed), log=lambda _: None)
+    assert seen == {1: (root.parent / "kdef", 4)}

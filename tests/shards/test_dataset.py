@@ -12,7 +12,7 @@ import torch
 from crops_fixture import make_crops
 from torch.utils.data import DataLoader
 
-from pipeline.shards.dataset import ShardDataset, contiguous_labels, labels_present
+from pipeline.shards.dataset import UNLABELLED, ConcatShards, ShardDataset, contiguous_labels, labels_present
 from pipeline.shard.build import Settings, build
 from pipeline.shards.format import shard_files
 
@@ -146,6 +146,25 @@ def test_view_and_subset_share_the_rows(ratio):
     assert len(part) == 2 and torch.equal(part[0][0], ds[5][0]) and part.targets == [ds.targets[5], ds.targets[2]]
     assert part.png(1) == ds.png(2) and part.unified_label(0) == ds.unified_label(5)
     assert len(ds.subset([])) == 0 and ds.subset([]).classes == ds.classes
+
+
+def test_unlabelled_views_chain_with_labelled_rows_in_loader_order(ratio, kfold):
+    labelled = ShardDataset(ratio, "train", channels=1, size=32)
+    other = ShardDataset(kfold, fold=0, part="test", channels=1, size=32)
+    faces = other.view(unlabelled=True)
+    assert faces.targets == [UNLABELLED] * len(other) and other.targets != faces.targets  # the original keeps its
+    assert faces.unified_label(0) == UNLABELLED and torch.equal(faces[0][0], other[0][0])
+    both = ConcatShards([labelled, faces])
+    order = [len(labelled), 0, len(labelled) + 1, 2]  # parts interleaved, as a shuffled loader asks
+    got = both.__getitems__(order)
+    expected = [faces[0], labelled[0], faces[1], labelled[2]]
+    assert [y for _, y in got] == [y for _, y in expected] == [UNLABELLED, labelled.targets[0], UNLABELLED,
+                                                               labelled.targets[2]]
+    assert all(torch.equal(x, e) for (x, _), (e, _) in zip(got, expected))
+    assert both.targets == labelled.targets + faces.targets
+    flipped = both.view(transform=lambda x: x.flip(-1))
+    raw = other.view(transform=lambda x: x)[0][0]  # the uint8 tensor a transform receives
+    assert isinstance(flipped, ConcatShards) and torch.equal(flipped[len(labelled)][0], raw.flip(-1))
 
 
 def test_row_group_reads_equal_the_in_memory_cache(kfold):

@@ -219,15 +219,75 @@ def test_co_teachers_join_every_round_and_key_the_rounds(trained, monkeypatch, t
         distill_rounds.distill(teacher_path, split, settings, tmp_path / "out3", dataset="rafdb", co_teachers=[co_path])
 
 
-def test_the_distill_stage_refuses_co_teachers_in_one_line(trained, tmp_path, capsys):
+def test_labelled_only_reads_the_rows_that_have_a_label():
+    import torch.nn.functional as F
+
+    from pipeline.shards.dataset import UNLABELLED
+    from pipeline.training.losses import labelled_only
+
+    logits = torch.randn(4, 3, requires_grad=True)
+    y = torch.tensor([2, UNLABELLED, 0, UNLABELLED])
+    hard = labelled_only(F.cross_entropy)
+    assert hard(logits, y).item() == pytest.approx(F.cross_entropy(logits[[0, 2]], y[[0, 2]]).item(), rel=1e-6)
+    none = hard(logits, torch.full((4,), UNLABELLED))
+    none.backward()  # a batch of transfer faces only: no hard term, and no NaN in the gradients
+    assert none.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_a_transfer_set_adds_fresh_unlabelled_faces_to_every_round(trained, monkeypatch, tmp_path):
+    from pipeline.shards.dataset import UNLABELLED, ConcatShards, ShardDataset
+    from pipeline.training.data import RoleError, load_split_data
+
+    base, data, _ = trained
+    # another dataset's faces, of classes the teacher does not have: only its soft labels reach them
+    source = tiny_shards(tmp_path, "kdef", "ratio", labels=(0, 2, 4), subjects=16) / "kdef"
+    transfer = distill_rounds.load_transfer(source, per_round=6)
+    assert len(transfer.faces) == len(ShardDataset(source, split="train", include_augmented=False))
+    trains = []
+    real = distill_rounds.make_loaders
+
+    def spy(round_data, *args, **kwargs):
+        trains.append(round_data.train)
+        return real(round_data, *args, **kwargs)
+
+    monkeypatch.setattr(distill_rounds, "make_loaders", spy)
+    settings = {"alpha": 0.5, "temperature": 5, "max_rounds": 2, "patience": 2, "epochs": 1,
+                "optimizer": {"name": "sgd", "lr": 0.05}, "transfer": {"source": "kdef", "rows": 6}}
+    split = load_split_data(data / "rafdb")
+    teacher_path = base / "models" / "ean-rafdb" / "checkpoint.pt"
+    distill_rounds.distill(teacher_path, split, settings, tmp_path / "out", dataset="rafdb", transfer=transfer)
+    assert len(trains) == 2 and all(isinstance(t, ConcatShards) for t in trains)
+    drawn = []
+    for t in trains:
+        labelled, faces = t.datasets
+        assert labelled.image_ids == split.train.image_ids and labelled.targets == split.train.targets
+        assert len(faces) == 6 and faces.targets == [UNLABELLED] * 6
+        assert set(faces.image_ids) <= set(transfer.faces.image_ids)
+        drawn.append(faces.image_ids)
+    assert drawn[0] != drawn[1]  # each round draws its own faces
+    # the same faces again: the finished rounds are reused; other faces: new rounds
+    trains.clear()
+    distill_rounds.distill(teacher_path, split, settings, tmp_path / "out", dataset="rafdb", transfer=transfer)
+    assert trains == []
+    other = distill_rounds.load_transfer(tiny_shards(tmp_path / "b", "kdef", "ratio", labels=(0, 2)) / "kdef", 6)
+    distill_rounds.distill(teacher_path, split, settings, tmp_path / "out", dataset="rafdb", transfer=other)
+    assert len(trains) == 2
+    # a test row among the faces is refused, naming the source
+    tested = distill_rounds.TransferSet(split.test.view(unlabelled=True), 2, "t")
+    with pytest.raises(RoleError, match="transfer row"):
+        distill_rounds.distill(teacher_path, split, settings, tmp_path / "out4", dataset="rafdb", transfer=tested)
+
+
+@pytest.mark.parametrize("key, value", [("co_teachers", ["onet_probe"]), ("transfer", {"source": "kdef"})])
+def test_the_distill_stage_refuses_what_only_cv_takes_in_one_line(trained, tmp_path, capsys, key, value):
     import yaml
 
     base, data, params = trained
     doc = yaml.safe_load(params.read_text())
-    doc["distill"].setdefault("rafdb", {})["co_teachers"] = ["onet_probe"]
+    doc["distill"].setdefault("rafdb", {})[key] = value
     changed = tmp_path / "params.yaml"
     changed.write_text(yaml.safe_dump(doc, sort_keys=False))
     code = main(["distill", "--dataset", "rafdb", "--data", str(data), "--models", str(base / "models"),
                  "--params", str(changed)])
     err = capsys.readouterr().err
-    assert code == 2 and "distill.rafdb.co_teachers" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and f"distill.rafdb.{key}" in err and len(err.strip().splitlines()) == 1
