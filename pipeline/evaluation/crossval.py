@@ -296,7 +296,7 @@ def _check_transfer(transfer: dict[str, Any] | None, data_root: Path, dataset: s
     root = data_root.parent / source
     if not root.is_dir() or not shard_files(root, "train"):
         raise ParamsError(f"distill.{dataset}.transfer.source: no training shards of {source!r} in "
-                          f"{data_root.parent / source} (add it to `datasets` and run its data stages)")
+                          f"{root} (add it to `datasets` and run its data stages)")
 
 
 def _with_teachers(models: Sequence[str], recipe_of) -> list[str]:

@@ -33,6 +33,7 @@ fit in ``cache_mb``).
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -370,8 +371,7 @@ class ConcatShards(torch_data.ConcatDataset if torch_data is not None else objec
         return [t for part in self.datasets for t in part.targets]
 
     def __getitems__(self, indices: Sequence[int]) -> list:
-        import bisect
-
+        """The samples ``indices``, each part's asked for in one batch, back in the order asked."""
         by_part: dict[int, list[tuple[int, int]]] = {}
         for pos, i in enumerate(indices):
             p = bisect.bisect_right(self.cumulative_sizes, int(i))
