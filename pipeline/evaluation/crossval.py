@@ -152,17 +152,16 @@ def run_fold(data, model: str, recipe: dict[str, Any], run_dir: Path, *, dataset
 
 def distill_fold(data, teacher_dir: Path, settings: dict[str, Any], run_dir: Path, *, dataset: str,
                  ten_crop: bool, device: str = "cpu", co_teacher_dirs: Sequence[Path] = (),
-                 transfer_root: Path | None = None) -> FoldScore:
+                 transfer=None) -> FoldScore:
     """EAN's distillation rounds from the fold's trained teacher (or a finished run), scored on the test
-    rows; ``co_teacher_dirs``: the fold's runs of ``settings["co_teachers"]``; ``transfer_root``: the
-    shards of ``settings["transfer"]["source"]``."""
+    rows; ``co_teacher_dirs``: the fold's runs of ``settings["co_teachers"]``; ``transfer``: the faces of
+    ``settings["transfer"]`` (:func:`pipeline.training.distill_rounds.load_transfer`, loaded once per run)."""
     from pipeline.training.checkpoint import read_checkpoint
-    from pipeline.training.distill_rounds import distill, load_transfer
+    from pipeline.training.distill_rounds import distill
     from pipeline.training.recipe import fingerprint
 
     co_teachers = [d / "checkpoint.pt" for d in co_teacher_dirs]
     keys = [read_checkpoint(p).get("params_hash") for p in [teacher_dir / "checkpoint.pt", *co_teachers]]
-    transfer = None if transfer_root is None else load_transfer(transfer_root, settings["transfer"]["rows"])
     if transfer is not None:
         keys.append(transfer.fingerprint)
     key = fingerprint("cv-distill", keys[0], settings, data.fingerprint, ten_crop, *keys[1:])
@@ -200,10 +199,11 @@ def summarize(name: str, scores: Sequence[FoldScore], label_names: Sequence[str]
 def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recipes: dict[str, dict[str, Any]],
               teacher: str | None, distill_settings: dict[str, Any], validation_fold: bool, ten_crop: bool,
               models_dir: Path, threads: int | None = None, pretrained_dir: Path | None = None,
-              device: str = "cpu") -> dict[str, Any]:
+              device: str = "cpu", transfer=None) -> dict[str, Any]:
     """Everything of one fold, on ``device``: every model trained and scored, and the distilled EAN from
     the ``teacher`` model's run (None: no distillation).
 
+    ``transfer``: the rounds' transfer set, loaded once by :func:`cross_validate` (None without).
     A top-level function so that a worker process can run it (``cv.workers``); ``threads`` sets
     that process's torch threads. Returns the fold's scores, parameter counts and class names.
     """
@@ -235,12 +235,11 @@ def _fold_job(data_root: Path, dataset: str, fold: int, models: list[str], recip
         n_params[m] = count_params(load_model(run_dir / "checkpoint.pt")[0])
     if teacher is not None:  # after every model of the fold: its co-teachers are among them
         co_teachers = [models_dir / f"{c}-fold{fold}" for c in distill_settings.get("co_teachers", [])]
-        transfer = distill_settings.get("transfer")
         scores[DISTILLED] = distill_fold(by_derived[bool(recipes[teacher].get("derived_rows", True))],
                                          models_dir / f"{teacher}-fold{fold}", distill_settings,
                                          models_dir / f"{DISTILLED}-fold{fold}", dataset=dataset, ten_crop=ten_crop,
                                          device=device, co_teacher_dirs=co_teachers,
-                                         transfer_root=Path(data_root).parent / transfer["source"] if transfer else None)
+                                         transfer=transfer)
         n_params[DISTILLED] = n_params[teacher]
     return {"fold": fold, "scores": scores, "n_params": n_params, "label_names": label_names}
 
@@ -281,14 +280,16 @@ def _run_jobs(jobs: list[dict[str, Any]], k: int, workers: int, log) -> list[dic
     return [results[job["fold"]] for job in jobs]
 
 
-def _check_transfer(transfer: dict[str, Any] | None, data_root: Path, dataset: str) -> None:
-    """Refuse, in one line naming the key, a transfer set that is the dataset itself (its test folds
-    would train) or whose shards are not beside the dataset's."""
+def _load_transfer(transfer: dict[str, Any] | None, data_root: Path, dataset: str):
+    """The faces of ``distill.<dataset>.transfer`` (None without), read and fingerprinted once for
+    every fold; refused in one line naming the key when the source is the dataset itself (its test
+    folds would train) or has no shards beside the dataset's."""
     from pipeline.core.schema import ParamsError
     from pipeline.shards.format import shard_files
+    from pipeline.training.distill_rounds import load_transfer
 
     if not transfer:
-        return
+        return None
     source = transfer["source"]
     if source == dataset:
         raise ParamsError(f"distill.{dataset}.transfer.source: {source!r} is the distilled dataset; its test "
@@ -297,6 +298,7 @@ def _check_transfer(transfer: dict[str, Any] | None, data_root: Path, dataset: s
     if not root.is_dir() or not shard_files(root, "train"):
         raise ParamsError(f"distill.{dataset}.transfer.source: no training shards of {source!r} in "
                           f"{root} (add it to `datasets` and run its data stages)")
+    return load_transfer(root, transfer["rows"])
 
 
 def _with_teachers(models: Sequence[str], recipe_of) -> list[str]:
@@ -367,7 +369,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     if absent:
         raise ParamsError(f"distill.{dataset}.co_teachers: {absent[0]!r} is not trained in the folds "
                           f"(cv models: {', '.join(models)})")
-    _check_transfer(distill_settings.get("transfer"), data_root, dataset)
+    transfer = _load_transfer(distill_settings.get("transfer"), data_root, dataset)
 
     missing = [m for m in models if init_of(recipes[m]) == "pretrained"
                and (pretrained_dir is None or not (Path(pretrained_dir) / m / "checkpoint.pt").is_file())]
@@ -385,7 +387,7 @@ def cross_validate(data_root: str | Path, dataset: str, settings: dict[str, Any]
     jobs = [{"data_root": data_root, "dataset": dataset, "fold": f, "models": models, "recipes": recipes,
              "teacher": teacher if do_distill else None, "distill_settings": distill_settings,
              "validation_fold": validation_fold, "ten_crop": ten_crop, "models_dir": models_dir,
-             "pretrained_dir": pretrained_dir, "device": str(device)} for f in folds]
+             "pretrained_dir": pretrained_dir, "device": str(device), "transfer": transfer} for f in folds]
     done = _run_jobs(jobs, k, int(settings.get("workers", 1)), log)
     order = [x for m in models for x in ([m, DISTILLED] if do_distill and m == teacher else [m])]
     label_names = done[-1]["label_names"]
