@@ -185,10 +185,12 @@ class Optimizer(Knobs):
 
 
 class Scheduler(Knobs):
-    name: Literal["none", "plateau", "cosine"] = "none"
+    name: Literal["none", "plateau", "cosine", "step"] = "none"
     factor: Annotated[float, Field(gt=0, lt=1)] = 0.9
-    patience: NonNegInt = 2
-    monitor: Literal["train_loss", "val_loss", "val_acc"] = "train_loss"
+    patience: NonNegInt = 2  # plateau
+    monitor: Literal["train_loss", "val_loss", "val_acc"] = "train_loss"  # plateau
+    start: NonNegInt = 0  # step: lr × factor every `every` epochs counted from epoch `start`
+    every: PosInt = 1
 
 
 class Loss(Knobs):

@@ -18,8 +18,8 @@ what training adds:
 Evaluation resizes and centre-crops; ``ten_crop`` test-time augmentation returns the four corner
 and centre crops and their mirror images, whose softmax outputs the evaluator averages.
 
-Batches: a training recipe whose augmentation is only crops (``five``, ``center``, ``none``) and
-``flip`` (EAN's) gets a :class:`BatchableCompose`, which also transforms a whole batch at once
+Batches: a training recipe whose augmentation is only crops (``five``, ``random``, ``center``,
+``none``) and ``flip`` (EAN's) gets a :class:`BatchableCompose`, which also transforms a whole batch at once
 (:meth:`BatchableCompose.batch`, used by the shard dataset's ``__getitems__``): the same random draws
 in the same order, the crops and flips as uint8 slices, then one conversion and normalisation for
 the batch; the batch equals the per-sample results stacked, bit for bit, in a fraction of the time.
@@ -112,14 +112,15 @@ def train_transform(recipe: dict[str, Any]) -> Callable[[torch.Tensor], torch.Te
 
 class BatchableCompose(torch.nn.Module):
     """A training transform (torchvision v2 ``Compose`` semantics, one image at a time) that can also
-    transform a batch in one go, for recipes whose steps are resize, [equalize], a five or centre
-    crop, [flip] and normalisation (:meth:`handles`).
+    transform a batch in one go, for recipes whose steps are resize, [equalize], a five, random or
+    centre crop, [flip] and normalisation (:meth:`handles`).
 
     :meth:`batch` makes, per image and in the per-sample order, the same calls of torch's global
     generator as the per-sample steps (``RandomEqualize``'s draw, ``RandomFiveCrop``'s
-    ``randint(5)``, ``RandomHorizontalFlip``'s ``rand(1)``), so a seeded run sees the same crops and
-    flips, and its result is the per-sample outputs stacked, bit for bit; the per-image work left is
-    the uint8 resize (a no-op at the stored size) and, with ``equalize``, the equalisation.
+    ``randint(5)``, ``RandomCrop``'s two ``randint`` for top and left, ``RandomHorizontalFlip``'s
+    ``rand(1)``), so a seeded run sees the same crops and flips, and its result is the per-sample
+    outputs stacked, bit for bit; the per-image work left is the uint8 resize (a no-op at the stored
+    size) and, with ``equalize``, the equalisation.
     """
 
     def __init__(self, steps: list[Callable]) -> None:
@@ -136,8 +137,11 @@ class BatchableCompose(torch.nn.Module):
         self.flip_p = None if flip is None else float(flip.p)
         norm = by_type[v2.Normalize]
         self.mean, self.std = list(norm.mean), list(norm.std)
-        five = by_type.get(RandomFiveCrop)
-        side = five.size if five is not None else int(by_type[v2.CenterCrop].size[0])
+        five, anywhere = by_type.get(RandomFiveCrop), by_type.get(v2.RandomCrop)
+        if five is not None:
+            side = five.size
+        else:
+            side = int((anywhere or by_type.get(v2.CenterCrop)).size[0])
         self.side = side
         # crop anchors exactly as torchvision computes them: crop a grid of (row, column) coordinates
         h, w = self.resize
@@ -145,18 +149,22 @@ class BatchableCompose(torch.nn.Module):
         crops = F.five_crop(grid, [side, side]) if five is not None else (F.center_crop(grid, [side, side]),)
         self.anchors = [(int(c[0, 0, 0]), int(c[1, 0, 0])) for c in crops]  # (top, left)
         self.five = five is not None
+        # RandomCrop draws top, then left, each only where the image has room to move the crop
+        self.room = (h - side, w - side) if anywhere is not None else None
 
     @staticmethod
     def handles(steps: list[Callable], resize: int, size: int) -> bool:
         """Whether ``steps`` (as :func:`train_transform` builds them) have a batch form: nothing but
-        resize, equalize, a five or centre crop inside the image, flip, dtype and normalisation."""
+        resize, equalize, one five, random (unpadded) or centre crop inside the image, flip, dtype and
+        normalisation."""
         from torchvision.transforms import v2
 
         kinds = [type(s) for s in steps]
-        allowed = {v2.Resize, v2.RandomEqualize, RandomFiveCrop, v2.CenterCrop, v2.RandomHorizontalFlip,
-                   v2.ToDtype, v2.Normalize}
+        crops = {RandomFiveCrop, v2.RandomCrop, v2.CenterCrop}
+        allowed = {v2.Resize, v2.RandomEqualize, v2.RandomHorizontalFlip, v2.ToDtype, v2.Normalize} | crops
+        unpadded = all(s.padding is None and not s.pad_if_needed for s in steps if isinstance(s, v2.RandomCrop))
         return (size <= resize and set(kinds) <= allowed and len(set(kinds)) == len(kinds)
-                and (RandomFiveCrop in kinds) != (v2.CenterCrop in kinds))
+                and len(crops & set(kinds)) == 1 and unpadded)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """One image, through the steps one by one (what ``v2.Compose`` does)."""
@@ -174,7 +182,13 @@ class BatchableCompose(torch.nn.Module):
             if self.equalize:
                 torch.rand(1)  # RandomEqualize(p=1) draws before it always applies
                 img = F.equalize(img)
-            top, left = self.anchors[int(torch.randint(len(self.anchors), (1,)))] if self.five else self.anchors[0]
+            if self.five:
+                top, left = self.anchors[int(torch.randint(len(self.anchors), (1,)))]
+            elif self.room is not None:  # v2.RandomCrop.make_params: top, then left
+                top = int(torch.randint(0, self.room[0] + 1, size=())) if self.room[0] > 0 else 0
+                left = int(torch.randint(0, self.room[1] + 1, size=())) if self.room[1] > 0 else 0
+            else:
+                top, left = self.anchors[0]
             crop = img[..., top:top + side, left:left + side]
             if self.flip_p is not None and bool(torch.rand(1) < self.flip_p):  # RandomHorizontalFlip
                 crop = crop.flip(-1)

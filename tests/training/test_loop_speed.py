@@ -41,6 +41,8 @@ def _images(n: int, channels: int, seed: int = 0) -> list[torch.Tensor]:
      {"crop": "center", "flip": 0.3}),
     ({"px": 43, "resize": 48, "channels": 1}, {"crop": "five", "flip": 1.0}),  # odd margins
     ({"px": 48, "resize": 48, "channels": 1}, {"crop": "five"}),  # no crop room, no flip
+    (EAN_INPUT, {"crop": "random", "flip": 0.5}),  # the FER2013 literature's RandomCrop(44)
+    ({"px": 43, "resize": 48, "channels": 1}, {"crop": "random"}),  # odd room, no flip
 ])
 def test_a_batch_is_the_per_sample_results_bit_for_bit_with_the_same_draws(spec, augment):
     t = train_transform({"input": spec, "augment": augment})
@@ -53,12 +55,12 @@ def test_a_batch_is_the_per_sample_results_bit_for_bit_with_the_same_draws(spec,
     batch = t.batch(images)
     assert torch.equal(batch, one_by_one)
     assert torch.equal(torch.get_rng_state(), after_one_by_one)  # the run's random stream goes on alike
-    if augment.get("flip"):
+    if augment.get("flip") or augment.get("crop") == "random":
         torch.manual_seed(6)
-        assert not torch.equal(t.batch(images), one_by_one)  # another seed, other flips
+        assert not torch.equal(t.batch(images), one_by_one)  # another seed, other flips or crops
 
 
-@pytest.mark.parametrize("augment", [{"crop": "random"}, {"crop": "five", "rotation": 10},
+@pytest.mark.parametrize("augment", [{"crop": "random", "rotation": 10}, {"crop": "five", "rotation": 10},
                                      {"crop": "five", "erasing": 0.5}, {"crop": "five", "brightness": 0.2}])
 def test_other_augmentations_stay_per_sample(augment):
     t = train_transform({"input": EAN_INPUT, "augment": augment})

@@ -57,3 +57,31 @@ def test_a_test_row_in_a_choosing_part_is_refused(tmp_path):
         check_roles(data.train, leaked, data.test, ratio_data)
     with pytest.raises(RoleError, match="also in the train part"):
         check_roles(leaked, data.validation, data.test, ratio_data)
+
+
+def test_step_schedule_decays_every_few_epochs_after_its_start_and_resumes():
+    """The FER2013 literature's schedule: the base lr until `start`, then × factor every `every`."""
+    def lrs(sched, opt, epochs):
+        seen = []
+        for _ in range(epochs):
+            seen.append(opt.param_groups[0]["lr"])
+            step_scheduler(sched, {"train_loss": 1.0})
+        return seen
+
+    spec = {"name": "step", "start": 3, "every": 2, "factor": 0.5}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(spec, opt, 10)
+    assert lrs(sched, opt, 6) == [1.0, 1.0, 1.0, 1.0, 1.0, 0.5]
+    state = sched.state_dict()
+    again_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    again = build_scheduler(spec, again_opt, 10)
+    again.load_state_dict(state)
+    again_opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"]  # the optimizer's own state dict
+    assert lrs(again, again_opt, 3) == [0.5, 0.25, 0.25] == lrs(sched, opt, 3)
+
+
+def test_step_schedule_needs_a_positive_period():
+    from pipeline.core.schema import ParamsError, validate
+
+    with pytest.raises(ParamsError, match="every"):
+        validate({"train": {"ean": {"scheduler": {"name": "step", "every": 0}}}}, "params.yaml")
