@@ -11,22 +11,11 @@ back). No torch import at module level: stage entries import this for their ``--
 
 from __future__ import annotations
 
-import re
-
-#: the device names a setting may hold
-NAMES = "auto, cpu, cuda, cuda:N or mps"
-_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+from pipeline.core.schema import DEVICE_NAMES, check_device_name
 
 
 class DeviceError(ValueError):
     """A device setting this machine cannot honour, or an unknown name: one line naming where it was set."""
-
-
-def check_name(name: object) -> str | None:
-    """``None`` when ``name`` is a device name this module knows (syntax only), else why not."""
-    if not isinstance(name, str) or not _PATTERN.fullmatch(name):
-        return f"expected {NAMES}, got {name!r}"
-    return None
 
 
 def resolve_device(name: str | None, where: str = "device") -> "torch.device":  # noqa: F821
@@ -37,7 +26,7 @@ def resolve_device(name: str | None, where: str = "device") -> "torch.device":  
 
     if not name or name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    problem = check_name(name)
+    problem = check_device_name(name)
     if problem is not None:
         raise DeviceError(f"{where}: {problem}")
     if name.startswith("cuda"):
@@ -57,7 +46,7 @@ def resolve_device(name: str | None, where: str = "device") -> "torch.device":  
 def add_argument(parser) -> None:
     """The ``--device`` option of every stage that runs a network."""
     parser.add_argument("--device", default=None,
-                        help=f"{NAMES} (default: params.yaml `device`; auto = CUDA when present, else CPU)")
+                        help=f"{DEVICE_NAMES} (default: params.yaml `device`; auto = CUDA when present, else CPU)")
 
 
 def stage_device(flag: str | None, params_file=None) -> "torch.device":  # noqa: F821

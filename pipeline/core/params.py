@@ -52,23 +52,14 @@ def load(path: str | os.PathLike | None = None) -> dict[str, Any]:
     return data
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
-    """A new dict: ``base`` with ``override`` merged in, recursively for nested mappings."""
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def section(name: str, key: str | None = None, params: dict[str, Any] | None = None,
             path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Settings of section ``name``: its ``defaults`` merged with the entry for ``key`` (if any).
 
     A section without ``defaults`` is returned as it is.
     """
+    from pipeline.core.schema import deep_merge
+
     params = load(path) if params is None else params
     if name not in params:
         raise KeyError(f"{params_path(path)}: no section {name!r}")

@@ -10,14 +10,13 @@ Sections a file does not have are not required here (the stage that needs one sa
 
 from __future__ import annotations
 
+import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-
-from pipeline.core.device import check_name
-from pipeline.core.params import deep_merge
 
 DATASETS = ("fer2013", "ckplus", "jaffe", "rafdb", "kdef")
 
@@ -38,6 +37,32 @@ MOVED = {"device": "the top-level key `device` (one device for every stage; a st
 
 class ParamsError(ValueError):
     """A params mistake: one line naming the file and the key."""
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """A new dict: ``base`` with ``override`` merged in, recursively for nested mappings. The
+    layering rule of every per-dataset / per-model section (``defaults``, then the entry, then a
+    recipe's ``datasets.<name>``), for the checks here and for the stages that read the values."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+#: the device names the top-level ``device`` key (and a stage's ``--device``) may hold
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device_name(name: object) -> str | None:
+    """``None`` when ``name`` is a device name (syntax only: :mod:`pipeline.core.device` checks that
+    this machine has it), else why not."""
+    if not isinstance(name, str) or not _DEVICE_PATTERN.fullmatch(name):
+        return f"expected {DEVICE_NAMES}, got {name!r}"
+    return None
 
 
 class Knobs(BaseModel):
@@ -460,8 +485,8 @@ def validate(params: dict[str, Any], source: str | Path = "params.yaml") -> None
         for key in params:
             if key not in TOP:
                 raise ParamsError(f"{key}: unknown section{_suggest(key, TOP)}")
-        if "device" in params and check_name(params["device"]) is not None:
-            raise ParamsError(f"device: {check_name(params['device'])}")
+        if "device" in params and check_device_name(params["device"]) is not None:
+            raise ParamsError(f"device: {check_device_name(params['device'])}")
         datasets = params.get("datasets", list(DATASETS))
         if not isinstance(datasets, list) or not set(datasets) <= set(DATASETS):
             raise ParamsError(f"datasets: expected a list of {', '.join(DATASETS)}, got {datasets!r}")

@@ -30,7 +30,7 @@ def for_dataset(recipe: dict[str, Any], dataset: str) -> dict[str, Any]:
     For a paper that trains one model differently per dataset, e.g. DNN-CBAM: 120 epochs on
     FER2013, 300 on CK+ (``dnn_cbam: {epochs: 120, datasets: {ckplus: {epochs: 300}}}``).
     """
-    from pipeline.core.params import deep_merge
+    from pipeline.core.schema import deep_merge
 
     recipe = dict(recipe)
     per_dataset = recipe.pop("datasets", None) or {}
