@@ -39,8 +39,9 @@ class Plateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
 
 
 class DecayAfter:
-    """LambdaLR factor of the FER2013 literature's step schedule (the 44 px crop, ten-crop recipe
-    paper 004 follows): the base lr until epoch ``start``, then × ``factor`` every ``every`` epochs.
+    """LambdaLR factor of a step schedule: the base lr until epoch ``start``, then × ``factor`` every
+    ``every`` epochs. With 80, 5, 0.9 it is the schedule of the widely used FER2013 training script
+    whose other constants paper 004 shares (44 px crops, ten-crop, SGD lr 0.01, batch 128, × 0.9).
     A class, not a lambda, so the scheduler can be pickled and its state dict saved."""
 
     def __init__(self, start: int, every: int, factor: float) -> None:
